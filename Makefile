@@ -1,0 +1,98 @@
+# teei.db_rollout: `make demo` and `make test` work on a fresh clone with nothing run first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3.11
+VENV        := .venv
+BIN         := $(CURDIR)/$(VENV)/bin
+STAMP       := $(VENV)/.installed
+COLL_LINK   := .collections/ansible_collections/teei/db_rollout
+BUILD_DIR   := .build
+DEMO_DIR    := .demo
+GET_PIP     := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+VERSION     := $(shell sed -n 's/^version: *//p' galaxy.yml)
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup demo demo-clean test lint sanity unit integration molecule build clean
+
+help:
+	@echo "make demo        set up, start a local PostgreSQL 15, load fixtures, run the rollout"
+	@echo "make demo-clean  stop and remove the demo cluster"
+	@echo "make test        set up and run every check (lint, sanity, unit, integration, molecule)"
+	@echo "make setup       create .venv and link the collection (idempotent)"
+
+# ---------------------------------------------------------------- setup
+$(STAMP): requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(COLL_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+$(GET_PIP):
+	mkdir -p $(dir $@)
+	cp tools/get_pip_offline.py $@
+
+setup: $(STAMP) $(COLL_LINK) $(GET_PIP)
+	@tools/ensure-postgres.sh
+
+# ---------------------------------------------------------------- demo
+demo: setup
+	$(BIN)/python tests/harness/pgcluster.py start --dir $(DEMO_DIR)/pg --fixtures --dbname cockpit >/dev/null
+	$(BIN)/ansible-playbook -i inventories/local playbooks/demo.yml
+	@echo "Demo cluster: $$($(BIN)/python tests/harness/pgcluster.py info --dir $(DEMO_DIR)/pg | tr -d '\n ')"
+
+demo-clean:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python tests/harness/pgcluster.py stop --dir $(DEMO_DIR)/pg; fi
+	rm -rf $(DEMO_DIR)
+
+# ---------------------------------------------------------------- test
+test: setup
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory sanity
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory integration
+	$(MAKE) --no-print-directory molecule
+
+lint: setup
+	@echo "== ansible-lint (production profile)"
+	$(BIN)/ansible-lint --profile production
+
+build: setup
+	@mkdir -p $(BUILD_DIR)
+	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
+
+sanity: build
+	@echo "== ansible-test sanity (Python 3.11, local)"
+	rm -rf $(BUILD_DIR)/collections
+	$(BIN)/ansible-galaxy collection install --force --no-deps -p $(BUILD_DIR)/collections \
+	  $(BUILD_DIR)/teei-db_rollout-$(VERSION).tar.gz >/dev/null
+	cd $(BUILD_DIR)/collections/ansible_collections/teei/db_rollout && \
+	  git init -q . && git add -A && \
+	  $(BIN)/ansible-test sanity --python 3.11 --local --color no \
+	    --skip-test pylint --skip-test mypy
+
+unit: setup
+	@echo "== unit tests"
+	$(BIN)/pytest -q tests/unit
+
+integration: setup
+	@echo "== integration tests (real PostgreSQL 15)"
+	$(BIN)/pytest -q tests/integration
+
+molecule: setup
+	@echo "== molecule scenarios"
+	@if ls molecule/*/molecule.yml >/dev/null 2>&1; then \
+	  $(BIN)/molecule test --all; \
+	else echo "molecule: no scenarios yet: nothing to run"; fi
+
+clean: demo-clean
+	rm -rf $(BUILD_DIR) .collections .pytest_cache

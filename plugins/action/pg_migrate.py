@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, teei.db_rollout maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Controller side of teei.db_rollout.pg_migrate: reads the migration set where
+the playbook is, checks it against the convention, and hands its files to the
+module wherever the module runs (the database host over SSH, or the controller)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import getpass
+import os
+import socket
+import time
+import uuid
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import (
+    MigrationSetError,
+    encode_tree,
+    parse_set,
+    read_tree,
+)
+
+
+def default_run_id():
+    """A sortable, unique run id: UTC time and a random suffix."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp
+        args = dict(self._task.args)
+        if "_migration_files" in args:
+            raise AnsibleError("_migration_files is set by the pg_migrate action itself")
+        path = args.get("path")
+        if not path:
+            result.update(failed=True, msg="path (the migration set directory) is required")
+            return result
+        path = self._resolve(str(path))
+        set_name = args.get("set_name") or os.path.basename(os.path.normpath(path))
+        try:
+            tree = read_tree(path)
+            parse_set(set_name, tree)
+        except (MigrationSetError, OSError) as exc:
+            result.update(failed=True, msg=str(exc))
+            return result
+        args.update(path=path, set_name=set_name, _migration_files=encode_tree(tree))
+        if not args.get("run_id"):
+            args["run_id"] = default_run_id()
+        if not args.get("applied_by"):
+            args["applied_by"] = "%s@%s" % (getpass.getuser(), socket.gethostname())
+        result.update(self._execute_module(module_name="teei.db_rollout.pg_migrate", module_args=args,
+                                           task_vars=task_vars))
+        invocation = result.get("invocation", {}).get("module_args")
+        if isinstance(invocation, dict):
+            invocation.pop("_migration_files", None)
+        return result
+
+    def _resolve(self, path):
+        """An absolute path as it is; a relative one like a files/ path, else relative to the playbook."""
+        if os.path.isabs(path):
+            return path
+        try:
+            return self._find_needle("files", path)
+        except AnsibleError:
+            return self._loader.path_dwim(path)

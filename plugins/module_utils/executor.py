@@ -1,0 +1,621 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, teei.db_rollout maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Carry a plan out against one PostgreSQL database.
+
+The Runner takes a function that opens a DB-API connection (psycopg2's), a
+MigrationSet, a HistoryTable and RunOptions, and returns the run's result as a
+dict, or raises MigrationError carrying the partial result. It imports neither
+Ansible nor psycopg2.
+
+Guarantees it keeps:
+- one run at a time per database and history table (a session advisory lock,
+  waited for up to ``run_lock_timeout``; the error names who holds it);
+- every precondition runs, read-only, before the first change;
+- a migration, its verification and its history row commit together or not at
+  all; a failure names the script, the statement, its line and PostgreSQL's
+  message;
+- a migration that cannot get its locks within ``lock_timeout`` is rolled back
+  and retried with backoff, then fails naming the blocking pid and query;
+- the server abandons the run's transaction and lock within seconds of the
+  client dying (client_connection_check_interval and TCP keepalives);
+- a no-transaction migration never leaves an INVALID index behind and is
+  recorded only after its last statement and its verification succeed.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+import threading
+import time
+
+from ansible_collections.teei.db_rollout.plugins.module_utils.planning import plan as make_plan
+
+LOCK_NOT_AVAILABLE = "55P03"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
+_UNIT_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000, None: 1}
+SESSION_SETTINGS = (
+    # The server checks every 2 s that the client is still there while a statement
+    # runs, and TCP keepalives find a lost host: a dead controller's transaction and
+    # run lock are abandoned within seconds, not when the running statement ends.
+    ("client_connection_check_interval", "2s"),
+    ("tcp_keepalives_idle", "5"),
+    ("tcp_keepalives_interval", "2"),
+    ("tcp_keepalives_count", "3"),
+)
+MAX_BACKOFF_MS = 30000
+
+
+def duration_ms(text, option="duration"):
+    """Parse a PostgreSQL duration ('2s', '500ms', '1min', '0') into milliseconds."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError("%s %r is not a PostgreSQL duration such as 500ms, 2s or 1min" % (option, text))
+    return float(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+class MigrationError(Exception):
+    """A run that failed; ``result`` holds what the run did before it failed."""
+
+    def __init__(self, msg, result=None):
+        super(MigrationError, self).__init__(msg)
+        self.msg = msg
+        self.result = result or {}
+
+
+class LockTimeout(Exception):
+    pass
+
+
+class RunOptions(object):
+    def __init__(self, state="applied", target=None, transaction="per_migration", verify=True,
+                 check_mode=False, rehearse=False, lock_timeout="5s", statement_timeout="0",
+                 lock_retries=3, lock_retry_delay="1s", run_lock_timeout="60s",
+                 allow_out_of_order=False, run_id=None, change_ticket=None, applied_by=None,
+                 engine="teei.db_rollout"):
+        self.state = state
+        self.target = target
+        self.transaction = transaction
+        self.verify = verify
+        self.check_mode = check_mode
+        self.rehearse = rehearse
+        self.lock_timeout = lock_timeout
+        self.statement_timeout = statement_timeout
+        self.lock_retries = lock_retries
+        self.run_lock_timeout = run_lock_timeout
+        self.allow_out_of_order = allow_out_of_order
+        self.run = dict(run_id=run_id, change_ticket=change_ticket, applied_by=applied_by, engine=engine)
+        # Validate every duration before anything connects.
+        self.lock_timeout_ms = duration_ms(lock_timeout, "lock_timeout")
+        duration_ms(statement_timeout, "statement_timeout")
+        self.lock_retry_delay_ms = duration_ms(lock_retry_delay, "lock_retry_delay")
+        self.run_lock_timeout_ms = duration_ms(run_lock_timeout, "run_lock_timeout")
+        if lock_retries < 0:
+            raise ValueError("lock_retries must be 0 or more, not %d" % lock_retries)
+
+
+def describe_db_error(exc):
+    """PostgreSQL's message with its detail, hint and context, on one line each."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag else None
+    if not primary:
+        return str(exc).strip()
+    parts = ["%s: %s" % (getattr(diag, "severity", None) or "ERROR", primary)]
+    for label, attr in (("DETAIL", "message_detail"), ("HINT", "message_hint"), ("CONTEXT", "context")):
+        value = getattr(diag, attr, None)
+        if value:
+            parts.append("%s: %s" % (label, value.strip()))
+    sqlstate = getattr(diag, "sqlstate", None)
+    if sqlstate:
+        parts.append("SQLSTATE %s" % sqlstate)
+    return "; ".join(parts)
+
+
+def _sqlstate(exc):
+    return getattr(exc, "pgcode", None) or getattr(getattr(exc, "diag", None), "sqlstate", None)
+
+
+class ScriptFailed(Exception):
+    """A statement of a script failed; message names script, statement and line."""
+
+    def __init__(self, script, statement, exc):
+        line = statement.line
+        position = getattr(getattr(exc, "diag", None), "statement_position", None)
+        if position:
+            line += statement.sql[:int(position) - 1].count("\n")
+        self.sqlstate = _sqlstate(exc)
+        self.cause = exc
+        super(ScriptFailed, self).__init__(
+            "%s failed at statement %d (line %d): %s"
+            % (script.relpath, statement.index, line, describe_db_error(exc)))
+
+
+class BlockerMonitor(object):
+    """Watches, from a second session, who blocks the run's session while it waits for a lock."""
+
+    def __init__(self, connect, interval=0.2):
+        self.connect = connect
+        self.interval = interval
+        self.pid = None
+        self.blockers = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self, pid):
+        self.pid = pid
+        self._thread = threading.Thread(target=self._watch, name="pg_migrate-blocker-monitor")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def reset(self):
+        self.blockers = []
+
+    def _watch(self):
+        try:
+            conn = self.connect()
+            conn.autocommit = True
+        except Exception:  # the run goes on without blocker details
+            return
+        try:
+            cur = conn.cursor()
+            cur.execute("SET application_name = 'teei.db_rollout blocker monitor'")
+            while not self._stop.wait(self.interval):
+                cur.execute(
+                    "SELECT a.pid, coalesce(a.usename, ''), coalesce(a.state, ''), "
+                    "left(coalesce(a.query, ''), 300) FROM pg_stat_activity a "
+                    "WHERE a.pid = ANY(pg_blocking_pids(%s)) ORDER BY a.pid", (self.pid,))
+                rows = cur.fetchall()
+                if rows:
+                    self.blockers = rows
+        except Exception:
+            pass
+        finally:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    def describe(self):
+        if not self.blockers:
+            return "no blocking session was seen"
+        return "; ".join("blocked by pid %s (user %s, %s): %s" % row for row in self.blockers)
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+
+
+class Runner(object):
+    def __init__(self, connect, mset, history, options, sleep=time.sleep, clock=time.monotonic):
+        self.connect = connect
+        self.mset = mset
+        self.history = history
+        self.opts = options
+        self.sleep = sleep
+        self.clock = clock
+        self.conn = None
+        self.cur = None
+        self.monitor = None
+        self.locked = False
+        self.plan = None
+        self.result = dict(changed=False, applied=[], rolled_back=[], pending=[], migrations=[],
+                           current_version=None, previous_version=None, history_changes=[],
+                           warnings=[], migration_set=mset.name, history_table=history.name,
+                           run_id=options.run.get("run_id"), state=options.state,
+                           rehearsed=False, notices=[])
+
+    # ------------------------------------------------------------------ entry
+    def run(self):
+        try:
+            self._open()
+            return self._run()
+        except MigrationError as exc:
+            exc.result = self._finish()
+            raise
+        except Exception as exc:  # a lost connection and the like
+            raise MigrationError("%s: %s" % (self._where(), describe_db_error(exc)), self._finish())
+        finally:
+            self._close()
+
+    def _where(self):
+        return "set %s on history table %s" % (self.mset.name, self.history.name)
+
+    def _open(self):
+        self.conn = self.connect()
+        self.conn.autocommit = True
+        self.cur = self.conn.cursor()
+        app = ("teei.db_rollout %s" % (self.opts.run.get("run_id") or ""))[:63]
+        self.cur.execute("SELECT set_config('application_name', %s, false)", (app,))
+        for name, value in SESSION_SETTINGS:
+            self.cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+    def _close(self):
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.conn is not None:
+            try:
+                if self.locked:
+                    self.history.unlock(self.cur)
+            except Exception:
+                pass
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+
+    def _finish(self):
+        result = self.result
+        if self.plan is not None and not self.opts.check_mode and self.opts.state != "status":
+            self._refresh_versions(self.plan)
+        if self.conn is not None:
+            result["notices"] = [n.strip() for n in getattr(self.conn, "notices", [])]
+        return result
+
+    # ------------------------------------------------------------------ flow
+    def _run(self):
+        opts = self.opts
+        writes = not opts.check_mode or opts.rehearse
+        if opts.state != "status" and writes:
+            self._take_run_lock()
+        rows = self.history.read(self.cur)
+        try:
+            plan = make_plan(self.mset, rows, opts.state, opts.target, opts.allow_out_of_order, opts.transaction)
+        except ValueError as exc:
+            raise MigrationError(str(exc))
+        self.plan = plan
+        result = self.result
+        result["pending"] = list(plan.pending)
+        result["previous_version"] = plan.current_version
+        result["current_version"] = plan.current_version
+        result["warnings"].extend(plan.warnings)
+        result["problems"] = list(plan.problems)
+        result["diff"] = dict(before=dict(versions=list(plan.applied)),
+                              after=dict(versions=plan.versions_after()))
+        result["planned"] = [m.version for m in plan.to_apply] or [m.version for m in plan.to_rollback]
+        if opts.state == "status":
+            result["applied_versions"] = list(plan.applied)
+            return self._finish()
+        if opts.check_mode:
+            result["changed"] = bool(plan.to_apply or plan.to_rollback)
+            if opts.rehearse and plan.to_apply:
+                self._run_checks(plan.to_apply)
+                self._rehearse(plan)
+            else:
+                key = "applied" if opts.state == "applied" else "rolled_back"
+                result[key] = list(result["planned"])
+            return self._finish()
+        if plan.to_apply:
+            self._run_checks(plan.to_apply)
+        self._ensure_history()
+        if opts.state == "applied":
+            self._apply(plan)
+        else:
+            self._roll_back(plan)
+        return self._finish()
+
+    def _refresh_versions(self, plan):
+        done = set(self.result["applied"])
+        gone = set(self.result["rolled_back"])
+        versions = [v for v in self.mset.versions if (v in plan.applied and v not in gone) or v in done]
+        self.result["current_version"] = versions[-1] if versions else None
+        self.result["diff"]["after"] = dict(versions=versions)
+        self.result["pending"] = [v for v in self.mset.versions if v not in versions]
+
+    # ------------------------------------------------------------------ run lock
+    def _take_run_lock(self):
+        deadline = self.clock() + self.opts.run_lock_timeout_ms / 1000.0
+        while True:
+            if self.history.try_lock(self.cur):
+                self.locked = True
+                return
+            if self.clock() >= deadline:
+                holders = self.history.lock_holders(self.cur) or ["a session that has since ended"]
+                raise MigrationError(
+                    "another run holds the migration lock for %s on this database; waited %s: held by %s"
+                    % (self.history.name, self.opts.run_lock_timeout, "; ".join(holders)))
+            self.sleep(0.25)
+
+    def _ensure_history(self):
+        def work(cur):
+            self.result["history_changes"].extend(self.history.ensure(cur))
+        self._transaction("history table %s" % self.history.name, work)
+        if self.result["history_changes"]:
+            self.result["changed"] = True
+
+    # ------------------------------------------------------------------ scripts
+    def _exec_script(self, script, cur=None):
+        cur = cur or self.cur
+        for statement in script.statements:
+            try:
+                cur.execute(statement.sql)
+            except Exception as exc:
+                if _sqlstate(exc) is None:
+                    raise
+                raise ScriptFailed(script, statement, exc)
+
+    def _set_local_timeouts(self, local=True):
+        for name, value in (("lock_timeout", self.opts.lock_timeout),
+                            ("statement_timeout", self.opts.statement_timeout)):
+            self.cur.execute("SELECT set_config(%s, %s, %s)", (name, str(value), local))
+
+    def _transaction(self, label, work, read_only=False, commit=True):
+        """Run work(cur) in one transaction; retry on lock timeout; raise MigrationError on failure.
+
+        With commit=False the transaction is always rolled back (a rehearsal)."""
+        attempts = 0
+        while True:
+            attempts += 1
+            if self.monitor is not None:
+                self.monitor.reset()
+            self.cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
+            try:
+                self._set_local_timeouts()
+                outcome = work(self.cur)
+                self.cur.execute("COMMIT" if commit else "ROLLBACK")
+                return outcome, attempts
+            except Exception as exc:
+                self._rollback_quietly()
+                if _sqlstate(exc) == LOCK_NOT_AVAILABLE and attempts <= self.opts.lock_retries:
+                    self._backoff(attempts)
+                    continue
+                raise self._failure(label, exc, attempts)
+
+    def _rollback_quietly(self):
+        try:
+            self.cur.execute("ROLLBACK")
+        except Exception:
+            pass
+
+    def _backoff(self, attempts):
+        delay = min(self.opts.lock_retry_delay_ms * (2 ** (attempts - 1)), MAX_BACKOFF_MS)
+        self.sleep(delay / 1000.0)
+
+    def _failure(self, label, exc, attempts):
+        if isinstance(exc, MigrationError):
+            return exc
+        text = str(exc) if isinstance(exc, ScriptFailed) else "%s: %s" % (label, describe_db_error(exc))
+        if (getattr(exc, "sqlstate", None) or _sqlstate(exc)) == LOCK_NOT_AVAILABLE:
+            blockers = self.monitor.describe() if self.monitor is not None else "blockers unknown"
+            text = ("%s could not get its locks within lock_timeout %s after %d attempt%s; %s. (%s)"
+                    % (label, self.opts.lock_timeout, attempts, "" if attempts == 1 else "s", blockers, text))
+        return MigrationError(text)
+
+    def _start_monitor(self):
+        if self.monitor is None:
+            self.cur.execute("SELECT pg_backend_pid()")
+            self.monitor = BlockerMonitor(self.connect)
+            self.monitor.start(self.cur.fetchone()[0])
+
+    # ------------------------------------------------------------------ checks
+    def _run_checks(self, migrations):
+        failures = []
+        for migration in migrations:
+            if migration.check is None:
+                continue
+            try:
+                self._transaction("precondition %s" % migration.check.relpath,
+                                  lambda cur, m=migration: self._exec_script(m.check, cur), read_only=True)
+            except MigrationError as exc:
+                failures.append("precondition %s" % exc.msg)
+        if failures:
+            raise MigrationError("; ".join(failures) + "; nothing was changed")
+
+    # ------------------------------------------------------------------ apply
+    def _completes_set(self, plan, migration):
+        """True when applying migration brings every migration of the set in."""
+        after = set(plan.applied) | set(m.version for m in plan.to_apply[:plan.to_apply.index(migration) + 1])
+        return len(after) == len(self.mset.migrations)
+
+    def _apply_body(self, plan, migration, cur):
+        self._exec_script(migration.script, cur)
+        self._verify(plan, migration, cur)
+
+    def _verify(self, plan, migration, cur):
+        if not self.opts.verify:
+            return
+        if migration.verify is not None:
+            self._exec_script(migration.verify, cur)
+        if self.mset.verify is not None and self._completes_set(plan, migration):
+            self._exec_script(self.mset.verify, cur)
+
+    def _record(self, migration, started, attempts, action="applied", cur=None):
+        elapsed = int(round((self.clock() - started) * 1000))
+        if action == "applied":
+            self.history.record(cur or self.cur, migration, self.mset.name, elapsed, self.opts.run)
+        return dict(version=migration.version, action=action, duration_ms=elapsed,
+                    checksum=migration.checksum, statements=len(migration.script.statements),
+                    attempts=attempts, no_transaction=migration.no_transaction)
+
+    def _apply(self, plan):
+        self._start_monitor()
+        if self.opts.transaction == "all":
+            entries = []
+
+            def batch(cur):
+                del entries[:]
+                for migration in plan.to_apply:
+                    started = self.clock()
+                    self._apply_body(plan, migration, cur)
+                    entries.append(self._record(migration, started, 1, cur=cur))
+            try:
+                _, attempts = self._transaction("the batch of %d migrations" % len(plan.to_apply), batch)
+            except MigrationError as exc:
+                raise MigrationError("%s; transaction: all rolled the whole batch back, nothing was applied"
+                                     % exc.msg)
+            for entry in entries:
+                entry["attempts"] = attempts
+                self._committed(entry, "applied")
+            return
+        for migration in plan.to_apply:
+            if migration.no_transaction:
+                self._apply_no_transaction(plan, migration)
+                continue
+            started = self.clock()
+            try:
+                entry, attempts = self._transaction(
+                    migration.version,
+                    lambda cur, m=migration, t0=started: (self._apply_body(plan, m, cur), self._record(m, t0, 0))[1])
+            except MigrationError as exc:
+                raise MigrationError("%s; the database is left at %s" % (exc.msg, self.result["current_version"]
+                                                                         or "the state before this run"))
+            entry["attempts"] = attempts
+            self._committed(entry, "applied")
+
+    def _committed(self, entry, action):
+        self.result["migrations"].append(entry)
+        self.result[action].append(entry["version"])
+        self.result["changed"] = True
+        if action == "applied":
+            self.result["current_version"] = entry["version"]
+
+    # ------------------------------------------------------------------ no-transaction
+    def _invalid_indexes(self):
+        self.cur.execute("SELECT i.indexrelid::regclass::text FROM pg_index i "
+                         "WHERE NOT i.indisvalid ORDER BY 1")
+        return set(row[0] for row in self.cur.fetchall())
+
+    def _drop_indexes(self, names):
+        for name in sorted(names):
+            self.cur.execute("DROP INDEX CONCURRENTLY IF EXISTS %s" % name)
+
+    def _named_indexes(self, script):
+        names = []
+        pattern = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?"
+                             r"((?:\"[^\"]+\"|[A-Za-z_][\w$]*)(?:\.(?:\"[^\"]+\"|[A-Za-z_][\w$]*))?)", re.I)
+        for statement in script.statements:
+            match = pattern.match(statement.sql)
+            if match:
+                names.append(match.group(1))
+        return names
+
+    def _apply_no_transaction(self, plan, migration):
+        script = migration.script
+        started = self.clock()
+        # An INVALID index left by an earlier, interrupted build would be skipped by
+        # CREATE INDEX CONCURRENTLY IF NOT EXISTS and taken as done: drop it first.
+        leftovers = self._invalid_indexes()
+        for name in self._named_indexes(script):
+            self.cur.execute("SELECT to_regclass(%s)::text", (name,))
+            found = self.cur.fetchone()[0]
+            if found in leftovers:
+                self._drop_indexes([found])
+                leftovers.discard(found)
+                self.result["warnings"].append("%s: dropped INVALID index %s left by an interrupted build"
+                                               % (migration.version, found))
+        self._set_local_timeouts(local=False)
+        attempts_total = 0
+        try:
+            for statement in script.statements:
+                attempts = 0
+                while True:
+                    attempts += 1
+                    attempts_total += 1
+                    self.monitor.reset()
+                    try:
+                        self.cur.execute(statement.sql)
+                        break
+                    except Exception as exc:
+                        if _sqlstate(exc) is None:
+                            raise
+                        new_invalid = self._invalid_indexes() - leftovers
+                        self._drop_indexes(new_invalid)
+                        if _sqlstate(exc) == LOCK_NOT_AVAILABLE and attempts <= self.opts.lock_retries:
+                            self._backoff(attempts)
+                            continue
+                        failure = self._failure(migration.version, ScriptFailed(script, statement, exc), attempts)
+                        dropped = (" (dropped the INVALID index %s it left)" % ", ".join(sorted(new_invalid))
+                                   if new_invalid else "")
+                        raise MigrationError("%s%s; %s is a no-transaction migration: the statements before "
+                                             "statement %d stay applied and it is not recorded as applied"
+                                             % (failure.msg, dropped, migration.version, statement.index))
+            invalid = self._invalid_indexes() - leftovers
+            if invalid:
+                self._drop_indexes(invalid)
+                raise MigrationError("%s left INVALID index %s (dropped); it is not recorded as applied"
+                                     % (migration.version, ", ".join(sorted(invalid))))
+        finally:
+            self.cur.execute("RESET lock_timeout")
+            self.cur.execute("RESET statement_timeout")
+        entry, _ = self._transaction(
+            "%s (verification and history row)" % migration.version,
+            lambda cur: (self._verify(plan, migration, cur), self._record(migration, started, attempts_total))[1])
+        entry["attempts"] = attempts_total
+        self._committed(entry, "applied")
+
+    # ------------------------------------------------------------------ rehearse
+    def _rehearse(self, plan):
+        """Apply pending migrations and their verifications in one transaction, then roll it back."""
+        self._start_monitor()
+
+        def work(cur):
+            rehearsed = []
+            self.history.ensure(cur)
+            for migration in plan.to_apply:
+                if migration.no_transaction:
+                    self.result["warnings"].append(
+                        "%s is a no-transaction migration and cannot be rehearsed in a transaction; the "
+                        "rehearsal stopped before it" % migration.version)
+                    break
+                started = self.clock()
+                self._apply_body(plan, migration, cur)
+                rehearsed.append(self._record(migration, started, 1, cur=cur))
+            return rehearsed
+
+        try:
+            rehearsed, _ = self._transaction("rehearsal", work, commit=False)
+        except MigrationError as exc:
+            raise MigrationError("rehearsal failed, nothing was changed: %s" % exc.msg)
+        for entry in rehearsed:
+            entry["action"] = "rehearsed"
+        self.result["rehearsed"] = True
+        self.result["migrations"] = rehearsed
+        self.result["applied"] = [e["version"] for e in rehearsed]
+
+    # ------------------------------------------------------------------ roll back
+    def _roll_back(self, plan):
+        self._start_monitor()
+        if self.opts.transaction == "all":
+            entries = []
+
+            def batch(cur):
+                del entries[:]
+                for migration in plan.to_rollback:
+                    entries.append(self._rollback_body(migration, cur))
+            _, attempts = self._transaction("the rollback batch", batch)
+            for entry in entries:
+                entry["attempts"] = attempts
+                self._committed(entry, "rolled_back")
+            return
+        for migration in plan.to_rollback:
+            if migration.rollback.no_transaction:
+                started = self.clock()
+                self._set_local_timeouts(local=False)
+                try:
+                    self._exec_script(migration.rollback)
+                except ScriptFailed as exc:
+                    raise MigrationError(str(exc))
+                finally:
+                    self.cur.execute("RESET lock_timeout")
+                    self.cur.execute("RESET statement_timeout")
+                entry, attempts = self._transaction(
+                    migration.version, lambda cur, m=migration: self._forget(m, cur, started))
+            else:
+                entry, attempts = self._transaction(
+                    migration.version, lambda cur, m=migration: self._rollback_body(m, cur))
+            entry["attempts"] = attempts
+            self._committed(entry, "rolled_back")
+
+    def _rollback_body(self, migration, cur):
+        started = self.clock()
+        self._exec_script(migration.rollback, cur)
+        return self._forget(migration, cur, started)
+
+    def _forget(self, migration, cur, started):
+        self.history.forget(cur, migration.version, self.mset.name)
+        entry = self._record(migration, started, 1, action="rolled_back")
+        entry["checksum"] = migration.rollback.checksum
+        entry["statements"] = len(migration.rollback.statements)
+        return entry
