@@ -114,7 +114,8 @@ def describe_db_error(exc):
 
 
 def _sqlstate(exc):
-    return getattr(exc, "pgcode", None) or getattr(getattr(exc, "diag", None), "sqlstate", None)
+    return (getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+            or getattr(getattr(exc, "diag", None), "sqlstate", None))
 
 
 class ScriptFailed(Exception):
@@ -135,11 +136,12 @@ class ScriptFailed(Exception):
 class BlockerMonitor(object):
     """Watches, from a second session, who blocks the run's session while it waits for a lock."""
 
-    def __init__(self, connect, interval=0.2):
+    def __init__(self, connect, interval=0.05):
         self.connect = connect
         self.interval = interval
         self.pid = None
         self.blockers = []
+        self.armed = threading.Event()
         self._stop = threading.Event()
         self._thread = None
 
@@ -149,8 +151,13 @@ class BlockerMonitor(object):
         self._thread.daemon = True
         self._thread.start()
 
-    def reset(self):
+    def arm(self):
+        """Start watching afresh (a new attempt begins)."""
         self.blockers = []
+        self.armed.set()
+
+    def disarm(self):
+        self.armed.clear()
 
     def _watch(self):
         try:
@@ -162,6 +169,8 @@ class BlockerMonitor(object):
             cur = conn.cursor()
             cur.execute("SET application_name = 'teei.db_rollout blocker monitor'")
             while not self._stop.wait(self.interval):
+                if not self.armed.is_set():
+                    continue
                 cur.execute(
                     "SELECT a.pid, coalesce(a.usename, ''), coalesce(a.state, ''), "
                     "left(coalesce(a.query, ''), 300) FROM pg_stat_activity a "
@@ -289,7 +298,8 @@ class Runner(object):
             return self._finish()
         if plan.to_apply:
             self._run_checks(plan.to_apply)
-        self._ensure_history()
+        if not (opts.state == "applied" and opts.transaction == "all"):
+            self._ensure_history()  # with transaction: all, inside the batch's transaction
         if opts.state == "applied":
             self._apply(plan)
         else:
@@ -349,14 +359,18 @@ class Runner(object):
         while True:
             attempts += 1
             if self.monitor is not None:
-                self.monitor.reset()
+                self.monitor.arm()
             self.cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
             try:
                 self._set_local_timeouts()
                 outcome = work(self.cur)
                 self.cur.execute("COMMIT" if commit else "ROLLBACK")
+                if self.monitor is not None:
+                    self.monitor.disarm()
                 return outcome, attempts
             except Exception as exc:
+                if self.monitor is not None:
+                    self.monitor.disarm()
                 self._rollback_quietly()
                 if _sqlstate(exc) == LOCK_NOT_AVAILABLE and attempts <= self.opts.lock_retries:
                     self._backoff(attempts)
@@ -377,7 +391,7 @@ class Runner(object):
         if isinstance(exc, MigrationError):
             return exc
         text = str(exc) if isinstance(exc, ScriptFailed) else "%s: %s" % (label, describe_db_error(exc))
-        if (getattr(exc, "sqlstate", None) or _sqlstate(exc)) == LOCK_NOT_AVAILABLE:
+        if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
             blockers = self.monitor.describe() if self.monitor is not None else "blockers unknown"
             text = ("%s could not get its locks within lock_timeout %s after %d attempt%s; %s. (%s)"
                     % (label, self.opts.lock_timeout, attempts, "" if attempts == 1 else "s", blockers, text))
@@ -436,12 +450,13 @@ class Runner(object):
 
             def batch(cur):
                 del entries[:]
+                self.result["history_changes"] = self.history.ensure(cur)
                 for migration in plan.to_apply:
                     started = self.clock()
                     self._apply_body(plan, migration, cur)
                     entries.append(self._record(migration, started, 1, cur=cur))
             try:
-                _, attempts = self._transaction("the batch of %d migrations" % len(plan.to_apply), batch)
+                dummy, attempts = self._transaction("the batch of %d migrations" % len(plan.to_apply), batch)
             except MigrationError as exc:
                 raise MigrationError("%s; transaction: all rolled the whole batch back, nothing was applied"
                                      % exc.msg)
@@ -513,11 +528,13 @@ class Runner(object):
                 while True:
                     attempts += 1
                     attempts_total += 1
-                    self.monitor.reset()
+                    self.monitor.arm()
                     try:
                         self.cur.execute(statement.sql)
+                        self.monitor.disarm()
                         break
                     except Exception as exc:
+                        self.monitor.disarm()
                         if _sqlstate(exc) is None:
                             raise
                         new_invalid = self._invalid_indexes() - leftovers
@@ -539,7 +556,7 @@ class Runner(object):
         finally:
             self.cur.execute("RESET lock_timeout")
             self.cur.execute("RESET statement_timeout")
-        entry, _ = self._transaction(
+        entry, dummy = self._transaction(
             "%s (verification and history row)" % migration.version,
             lambda cur: (self._verify(plan, migration, cur), self._record(migration, started, attempts_total))[1])
         entry["attempts"] = attempts_total
@@ -565,7 +582,7 @@ class Runner(object):
             return rehearsed
 
         try:
-            rehearsed, _ = self._transaction("rehearsal", work, commit=False)
+            rehearsed, dummy = self._transaction("rehearsal", work, commit=False)
         except MigrationError as exc:
             raise MigrationError("rehearsal failed, nothing was changed: %s" % exc.msg)
         for entry in rehearsed:
@@ -584,7 +601,7 @@ class Runner(object):
                 del entries[:]
                 for migration in plan.to_rollback:
                     entries.append(self._rollback_body(migration, cur))
-            _, attempts = self._transaction("the rollback batch", batch)
+            dummy, attempts = self._transaction("the rollback batch", batch)
             for entry in entries:
                 entry["attempts"] = attempts
                 self._committed(entry, "rolled_back")

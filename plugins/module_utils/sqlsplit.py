@@ -195,4 +195,4 @@ def _append(statements, text, start, end):
             offset = start + lead
             continue
         break
-    statements.append(Statement(chunk.strip(), len(statements) + 1, line_of(text, offset)))
+    statements.append(Statement(text[offset:end].strip(), len(statements) + 1, line_of(text, offset)))

@@ -123,6 +123,11 @@ options:
     description: Name of the database to migrate.
     type: str
     required: true
+  _migration_files:
+    description:
+      - Set by the module's action plugin to the set's files as read on the controller. Setting it in a task
+        is an error.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -130,9 +135,13 @@ attributes:
   diff_mode:
     support: full
     details: Shows the set's applied versions before and after.
+  platform:
+    platforms: posix
   action:
     support: full
   async:
+    support: none
+  bypass_host_loop:
     support: none
 notes:
   - Supports PostgreSQL 14 and newer (the collection is tested against PostgreSQL 15).
@@ -143,9 +152,11 @@ seealso:
 requirements:
   - psycopg2
 author:
-  - teei.db_rollout maintainers
+  - teei.db_rollout maintainers (@teei)
 extends_documentation_fragment:
   - community.postgresql.postgres
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 """
 
 EXAMPLES = r"""
