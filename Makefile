@@ -10,6 +10,7 @@ STAMP       := $(VENV)/.installed
 COLL_LINK   := .collections/ansible_collections/teei/db_rollout
 BUILD_DIR   := .build
 DEMO_DIR    := .demo
+DEMO_PORT   ?= 54329
 GET_PIP     := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 VERSION     := $(shell sed -n 's/^version: *//p' galaxy.yml)
 
@@ -46,9 +47,14 @@ setup: $(STAMP) $(COLL_LINK) $(GET_PIP)
 
 # ---------------------------------------------------------------- demo
 demo: setup
-	$(BIN)/python tests/harness/pgcluster.py start --dir $(DEMO_DIR)/pg --fixtures --dbname cockpit >/dev/null
-	$(BIN)/ansible-playbook -i inventories/local playbooks/demo.yml
-	@echo "Demo cluster: $$($(BIN)/python tests/harness/pgcluster.py info --dir $(DEMO_DIR)/pg | tr -d '\n ')"
+	$(BIN)/python tests/harness/pgcluster.py start --dir $(DEMO_DIR)/pg --port $(DEMO_PORT) \
+	  --fixtures --dbname cockpit >/dev/null
+	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/rollout.yml
+	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/status.yml
+	@echo "Demo database: cockpit on 127.0.0.1:$(DEMO_PORT) (user postgres, trust). Its record: the history"
+	@echo "table public.schema_migrations; read it with"
+	@echo "  psql -h 127.0.0.1 -p $(DEMO_PORT) -U postgres cockpit -c 'TABLE schema_migrations'"
+	@echo "Remove the demo cluster with: make demo-clean"
 
 demo-clean:
 	@if [ -x $(BIN)/python ]; then $(BIN)/python tests/harness/pgcluster.py stop --dir $(DEMO_DIR)/pg; fi

@@ -85,11 +85,3 @@ def test_load_set_reads_a_directory(tmp_path):
     mset = load_set(str(tmp_path))
     assert mset.name == tmp_path.name
     assert mset.get("001_a").rollback.statements[0].sql == "SELECT 2"
-
-
-def test_phase_c_set_follows_the_convention():
-    import os
-    root = os.path.join(os.path.dirname(__file__), "..", "..", "migrations", "phase_c")
-    mset = load_set(root)
-    assert mset.versions[0] == "001_add_tenant_routing"
-    assert all(m.rollback is not None and m.verify is not None for m in mset.migrations)
