@@ -615,3 +615,37 @@ def test_rollout_playbook_runs_the_migrate_role(db, tmp_path):
     assert data["stats"]["testdb"]["changed"] >= 1
     assert set_versions(db) == ["001_create_widgets", "002_add_colour", "003_add_gadgets"]
     assert db.psql("SELECT DISTINCT change_ticket FROM schema_migrations WHERE migration_set = 'phase_t'") == "CHG-7"
+
+
+def test_failed_rollback_batch_with_transaction_all_rolls_nothing_back(db, tmp_path):
+    files = dict(BASIC, **{"rollback/002_add_colour.sql": "ALTER TABLE widgets DROP COLUMN no_such_column;\n"})
+    path = make_set(tmp_path, files)
+    db.pg_migrate(path=path)
+    schema = db.schema()
+    result, proc = db.pg_migrate(path=path, state="rolled_back", target="none", transaction="all")
+    assert proc.returncode != 0
+    assert "rollback/002_add_colour.sql failed at statement 1" in result["msg"]
+    assert result["rolled_back"] == []
+    assert_unchanged(db, schema)
+    assert len(set_versions(db)) == 3
+
+
+def test_migration_set_is_read_on_the_controller_relative_to_the_playbook(db, tmp_path):
+    from conftest import run_playbook
+    (tmp_path / "files").mkdir()
+    make_set(tmp_path / "files", BASIC, name="relative_set")
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Apply a set named relative to this playbook\n"
+        "      teei.db_rollout.pg_migrate:\n"
+        "        path: relative_set\n        login_host: %s\n        login_port: %d\n        login_db: %s\n"
+        % (db.cluster.host, db.cluster.port, db.name))
+    # ansible-playbook runs from the checkout, the module from Ansible's own temporary
+    # directory: only the controller-side action can find files/relative_set.
+    data, proc = run_playbook(str(playbook), extra_vars={"ansible_python_interpreter": os.path.join(
+        ROOT, ".venv", "bin", "python")}, env={"ANSIBLE_INVENTORY": "localhost,"})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert set_versions(db) == ["001_create_widgets", "002_add_colour", "003_add_gadgets"]
+    assert db.psql("SELECT DISTINCT migration_set FROM schema_migrations WHERE migration_set IS NOT NULL") \
+        == "relative_set"
