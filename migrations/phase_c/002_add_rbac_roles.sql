@@ -9,7 +9,9 @@
 --   other value stops the migration (check/002 reports it before the rollout
 --   starts; the same guard is repeated here). Re-runnable: the type and
 --   tables are created only if missing, the seed rows are upserted, and the
---   column is converted only while it is not yet the enum.
+--   column is converted only while it is not yet the enum. users.role stays
+--   nullable, as in the runbook (NOT NULL was not asked for); NULLs written
+--   after 002 become VIEWER on a re-run.
 --
 -- Permissions seeded (hierarchical: a role holds every permission of the
 -- roles below it), after the role descriptions in role_hierarchy:

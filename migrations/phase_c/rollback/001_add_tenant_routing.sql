@@ -4,9 +4,10 @@
 -- last_tenant_switch_at), the UNIQUE constraint companies_slug_key and the
 -- index idx_sessions_tenant_id. idx_companies_slug is dropped too in case a
 -- runbook-era run created it. Re-runnable (IF EXISTS everywhere).
--- Changes from the runbook's rollback: indexes are dropped before the columns
--- they index (the runbook's order dropped them implicitly first, and its
--- DROP INDEX statements then only printed notices).
+-- Changes from the runbook's rollback: the DROP INDEX statements come first
+-- (in the runbook they ran after the columns were gone, which had already
+-- taken the indexes with them, so they only printed notices); the column
+-- drops are grouped per table. Same end state.
 DROP INDEX IF EXISTS idx_companies_slug;
 DROP INDEX IF EXISTS idx_sessions_tenant_id;
 ALTER TABLE sessions
