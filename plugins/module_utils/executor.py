@@ -289,7 +289,7 @@ class Runner(object):
             return self._finish()
         if opts.check_mode:
             result["changed"] = bool(plan.to_apply or plan.to_rollback)
-            if opts.rehearse and plan.to_apply:
+            if opts.rehearse and (plan.to_apply or plan.to_rollback):
                 self._run_checks(plan.to_apply)
                 self._rehearse(plan)
             else:
@@ -570,6 +570,13 @@ class Runner(object):
         def work(cur):
             rehearsed = []
             self.history.ensure(cur)
+            for migration in plan.to_rollback:
+                if migration.rollback.no_transaction:
+                    self.result["warnings"].append(
+                        "rollback/%s is a no-transaction script and cannot be rehearsed in a transaction; the "
+                        "rehearsal stopped before it" % migration.script.relpath)
+                    break
+                rehearsed.append(self._rollback_body(migration, cur))
             for migration in plan.to_apply:
                 if migration.no_transaction:
                     self.result["warnings"].append(
@@ -585,11 +592,12 @@ class Runner(object):
             rehearsed, dummy = self._transaction("rehearsal", work, commit=False)
         except MigrationError as exc:
             raise MigrationError("rehearsal failed, nothing was changed: %s" % exc.msg)
+        key = "applied" if plan.to_apply else "rolled_back"
         for entry in rehearsed:
             entry["action"] = "rehearsed"
         self.result["rehearsed"] = True
         self.result["migrations"] = rehearsed
-        self.result["applied"] = [e["version"] for e in rehearsed]
+        self.result[key] = [e["version"] for e in rehearsed]
 
     # ------------------------------------------------------------------ roll back
     def _roll_back(self, plan):

@@ -108,8 +108,11 @@ def plan(mset, rows, state="applied", target=None, allow_out_of_order=False, tra
                                    "(use state rolled_back to go back)" % (target, result.current_version))
         return result
 
-    # rolled_back
-    if target is None or str(target).lower() in NO_TARGET:
+    # rolled_back: the target is never implied, an omitted one must not roll back the set.
+    if target in (None, ""):
+        raise PlanError("state rolled_back needs a target: the version to roll back to (it stays applied), "
+                        "or none to roll back the whole set %s" % mset.name)
+    if str(target).lower() in NO_TARGET:
         keep = -1
     else:
         keep = mset.position(target)

@@ -51,7 +51,9 @@ options:
   target:
     description:
       - A version of the set (a file name without C(.sql)). Defaults to the newest version of the set
-        with O(state=applied); V(none) with O(state=rolled_back) rolls back every migration of the set.
+        with O(state=applied).
+      - Required with O(state=rolled_back), so that an omitted target never rolls a set back;
+        V(none) rolls back every migration of the set.
     type: str
   transaction:
     description:
@@ -105,8 +107,9 @@ options:
     default: true
   rehearse:
     description:
-      - In check mode, apply the pending migrations and their verifications inside a transaction that is
-        always rolled back, proving the rollout against real data without changing it.
+      - In check mode, apply the pending migrations and their verifications (or, with O(state=rolled_back),
+        run the rollback scripts) inside a transaction that is always rolled back, proving the rollout or the
+        rollback against real data without changing it.
       - Ignored outside check mode.
     type: bool
     default: false

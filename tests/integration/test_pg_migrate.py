@@ -649,3 +649,29 @@ def test_migration_set_is_read_on_the_controller_relative_to_the_playbook(db, tm
     assert set_versions(db) == ["001_create_widgets", "002_add_colour", "003_add_gadgets"]
     assert db.psql("SELECT DISTINCT migration_set FROM schema_migrations WHERE migration_set IS NOT NULL") \
         == "relative_set"
+
+
+def test_rollback_rehearsal_runs_the_rollbacks_and_changes_nothing(db, tmp_path):
+    files = dict(BASIC, **{"rollback/003_add_gadgets.sql": "DROP TABLE gadgets;\nDROP TABLE no_such_table;\n"})
+    path = make_set(tmp_path, files)
+    db.pg_migrate(path=path)
+    schema = db.schema()
+    result, proc = db.pg_migrate(path=path, state="rolled_back", target="none", check=True, rehearse=True)
+    assert proc.returncode != 0
+    assert "rehearsal failed, nothing was changed" in result["msg"]
+    assert "rollback/003_add_gadgets.sql failed at statement 2" in result["msg"]
+    make_set(tmp_path, {"rollback/003_add_gadgets.sql": "DROP TABLE gadgets;\n"})
+    result, proc = db.pg_migrate(path=path, state="rolled_back", target="001_create_widgets", check=True,
+                                 rehearse=True)
+    assert proc.returncode == 0, result
+    assert result["rehearsed"] and result["rolled_back"] == ["003_add_gadgets", "002_add_colour"]
+    assert_unchanged(db, schema)
+
+
+def test_rollback_without_a_target_is_refused(db, tmp_path):
+    path = make_set(tmp_path, BASIC)
+    db.pg_migrate(path=path)
+    result, proc = db.pg_migrate(path=path, state="rolled_back")
+    assert proc.returncode != 0
+    assert "state rolled_back needs a target" in result["msg"]
+    assert len(set_versions(db)) == 3

@@ -81,7 +81,7 @@ def test_rollback_refuses_rows_another_tool_wrote():
 def test_rollback_needs_a_rollback_script():
     mset = parse_set("phase", {"001_a.sql": b"SELECT 1;"})
     with pytest.raises(PlanError, match="001_a has no rollback script rollback/001_a.sql"):
-        plan(mset, [row("001_a", mset=mset)], state="rolled_back")
+        plan(mset, [row("001_a", mset=mset)], state="rolled_back", target="none")
 
 
 def test_no_transaction_migration_cannot_join_a_batch_transaction():
@@ -93,3 +93,9 @@ def test_no_transaction_migration_cannot_join_a_batch_transaction():
 def test_nothing_pending_plans_nothing():
     result = plan(MSET, [row(v) for v in MSET.versions])
     assert result.to_apply == [] and result.pending == []
+
+
+def test_rollback_without_a_target_refuses_instead_of_rolling_back_everything():
+    rows = [row(v) for v in MSET.versions]
+    with pytest.raises(PlanError, match="state rolled_back needs a target"):
+        plan(MSET, rows, state="rolled_back")
