@@ -460,6 +460,8 @@ class Runner(object):
             except MigrationError as exc:
                 raise MigrationError("%s; transaction: all rolled the whole batch back, nothing was applied"
                                      % exc.msg)
+            if self.result["history_changes"]:
+                self.result["changed"] = True
             for entry in entries:
                 entry["attempts"] = attempts
                 self._committed(entry, "applied")

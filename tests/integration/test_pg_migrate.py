@@ -675,3 +675,21 @@ def test_rollback_without_a_target_is_refused(db, tmp_path):
     assert proc.returncode != 0
     assert "state rolled_back needs a target" in result["msg"]
     assert len(set_versions(db)) == 3
+
+
+def test_no_transaction_migration_is_recorded_only_after_its_last_statement(db, tmp_path):
+    files = {"001_two_indexes.sql": "-- rollout: no-transaction\n"
+                                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_companies_created ON companies (created_at);\n"
+                                    "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_bad ON companies (no_such_column);\n"}
+    path = make_set(tmp_path, files)
+    result, proc = db.pg_migrate(path=path)
+    assert proc.returncode != 0
+    assert "001_two_indexes.sql failed at statement 2 (line 3)" in result["msg"]
+    assert "not recorded as applied" in result["msg"]
+    assert set_versions(db) == []
+    # The first statement stays (it is written to be re-runnable); a fixed file then completes it.
+    assert db.psql("SELECT to_regclass('idx_companies_created') IS NOT NULL") == "t"
+    make_set(tmp_path, {"001_two_indexes.sql": files["001_two_indexes.sql"].replace("no_such_column", "name")})
+    result, proc = db.pg_migrate(path=path)
+    assert proc.returncode == 0, result
+    assert set_versions(db) == ["001_two_indexes"]
