@@ -117,6 +117,17 @@ def parse_json_callback(proc):
     return results[-1] if results else {}
 
 
+def write_inventory(path, db, host="testdb"):
+    """An inventory whose `databases` group holds one host connecting locally to db."""
+    path.write_text(
+        "all:\n  children:\n    databases:\n      hosts:\n        %s:\n"
+        "          ansible_connection: local\n"
+        "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
+        "          db_host: %s\n          db_port: %d\n          db_name: %s\n          db_user: postgres\n"
+        % (host, db.cluster.host, db.cluster.port, db.name))
+    return str(path)
+
+
 def run_playbook(playbook, inventory=None, extra_vars=None, check=False, env=None, timeout=600):
     """Run ansible-playbook with the JSON callback; return (data, completed process)."""
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), playbook]

@@ -3,7 +3,7 @@
 import os
 import subprocess
 
-from conftest import ROOT, VENV_BIN, ansible_env, parse_json_callback
+from conftest import ROOT, VENV_BIN, ansible_env, parse_json_callback, write_inventory
 
 
 def run(cmd, env, cwd):
@@ -36,18 +36,12 @@ def test_built_tarball_installs_and_resolves_by_fqcn(db, tmp_path):
                    str(tmp_path))
     assert "migrate_lock_timeout" in role_doc.stdout, role_doc.stderr
 
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  children:\n    databases:\n      hosts:\n        testdb:\n"
-        "          ansible_connection: local\n"
-        "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
-        "          db_host: %s\n          db_port: %d\n          db_name: %s\n          db_user: postgres\n"
-        % (db.cluster.host, db.cluster.port, db.name))
-    rollout = run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory), "teei.db_rollout.rollout"],
+    inventory = write_inventory(tmp_path / "hosts.yml", db)
+    rollout = run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "teei.db_rollout.rollout"],
                   env, str(tmp_path))
     assert rollout.returncode == 0, rollout.stdout[-3000:] + rollout.stderr[-3000:]
     assert db.psql("SELECT count(*) FROM schema_migrations WHERE migration_set = 'phase_c'") == "6"
-    status = run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory), "teei.db_rollout.status"],
+    status = run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "teei.db_rollout.status"],
                  env, str(tmp_path))
     assert status.returncode == 0
     assert "is at 006_add_integration_configs_table" in parse_json_callback(status)["msg"]

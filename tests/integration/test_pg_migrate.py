@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, ansible_env
+from conftest import ROOT, ansible_env, run_playbook, write_inventory
 
 HISTORY_COLUMNS = "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute " \
                   "WHERE attrelid = 'public.schema_migrations'::regclass AND attnum > 0 AND NOT attisdropped"
@@ -600,15 +600,8 @@ def test_invalid_index_left_by_an_interrupted_build_is_rebuilt(db, tmp_path):
 # ---------------------------------------------------------------- through a playbook and role
 
 def test_rollout_playbook_runs_the_migrate_role(db, tmp_path):
-    from conftest import run_playbook
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "all:\n  children:\n    databases:\n      hosts:\n        testdb:\n"
-        "          ansible_connection: local\n"
-        "          ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
-        "          db_host: %s\n          db_port: %d\n          db_name: %s\n          db_user: postgres\n"
-        % (db.cluster.host, db.cluster.port, db.name))
-    data, proc = run_playbook("playbooks/rollout.yml", inventory=str(inventory),
+    inventory = write_inventory(tmp_path / "hosts.yml", db)
+    data, proc = run_playbook("playbooks/rollout.yml", inventory=inventory,
                               extra_vars={"migrate_path": make_set(tmp_path, BASIC),
                                           "migrate_change_ticket": "CHG-7"})
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -631,7 +624,6 @@ def test_failed_rollback_batch_with_transaction_all_rolls_nothing_back(db, tmp_p
 
 
 def test_migration_set_is_read_on_the_controller_relative_to_the_playbook(db, tmp_path):
-    from conftest import run_playbook
     (tmp_path / "files").mkdir()
     make_set(tmp_path / "files", BASIC, name="relative_set")
     playbook = tmp_path / "play.yml"
