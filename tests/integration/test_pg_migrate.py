@@ -685,3 +685,10 @@ def test_no_transaction_migration_is_recorded_only_after_its_last_statement(db, 
     result, proc = db.pg_migrate(path=path)
     assert proc.returncode == 0, result
     assert set_versions(db) == ["001_two_indexes"]
+
+
+def test_connects_through_a_unix_socket_like_community_postgresql(db, tmp_path):
+    result, proc = db.pg_migrate(path=make_set(tmp_path, BASIC), login_host="",
+                                 login_unix_socket=db.cluster.socketdir)
+    assert proc.returncode == 0, result
+    assert db.psql("SELECT count(*) FROM schema_migrations WHERE migration_set = 'phase_t'") == "3"
