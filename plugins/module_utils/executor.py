@@ -558,9 +558,13 @@ class Runner(object):
         finally:
             self.cur.execute("RESET lock_timeout")
             self.cur.execute("RESET statement_timeout")
-        entry, dummy = self._transaction(
-            "%s (verification and history row)" % migration.version,
-            lambda cur: (self._verify(plan, migration, cur), self._record(migration, started, attempts_total))[1])
+        try:
+            entry, dummy = self._transaction(
+                "%s (verification and history row)" % migration.version,
+                lambda cur: (self._verify(plan, migration, cur), self._record(migration, started, attempts_total))[1])
+        except MigrationError as exc:
+            raise MigrationError("%s; %s is a no-transaction migration: its statements stay applied and it is not "
+                                 "recorded as applied" % (exc.msg, migration.version))
         entry["attempts"] = attempts_total
         self._committed(entry, "applied")
 

@@ -124,5 +124,8 @@ def plan(mset, rows, state="applied", target=None, allow_out_of_order=False, tra
                             % (migration.version, mset.name))
         if migration.rollback is None:
             raise PlanError("%s has no rollback script rollback/%s" % (migration.version, migration.script.relpath))
+        if transaction == "all" and migration.rollback.no_transaction:
+            raise PlanError("rollback/%s is marked no-transaction and cannot run with transaction: all"
+                            % migration.script.relpath)
     result.to_rollback = list(reversed(doomed))
     return result

@@ -692,3 +692,15 @@ def test_connects_through_a_unix_socket_like_community_postgresql(db, tmp_path):
                                  login_unix_socket=db.cluster.socketdir)
     assert proc.returncode == 0, result
     assert db.psql("SELECT count(*) FROM schema_migrations WHERE migration_set = 'phase_t'") == "3"
+
+
+def test_no_transaction_migration_whose_verification_fails_is_not_recorded(db, tmp_path):
+    files = {"001_index.sql": "-- rollout: no-transaction\n"
+                              "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_companies_created ON companies (created_at);\n",
+             "verify/001_index.sql": "DO $$ BEGIN RAISE EXCEPTION 'index is not used by the planner'; END $$;\n"}
+    result, proc = db.pg_migrate(path=make_set(tmp_path, files))
+    assert proc.returncode != 0
+    assert "verify/001_index.sql failed at statement 1" in result["msg"]
+    assert "index is not used by the planner" in result["msg"]
+    assert "not recorded as applied" in result["msg"]
+    assert set_versions(db) == []

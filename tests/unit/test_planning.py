@@ -99,3 +99,10 @@ def test_rollback_without_a_target_refuses_instead_of_rolling_back_everything():
     rows = [row(v) for v in MSET.versions]
     with pytest.raises(PlanError, match="state rolled_back needs a target"):
         plan(MSET, rows, state="rolled_back")
+
+
+def test_no_transaction_rollback_cannot_join_a_batch_transaction():
+    mset = parse_set("phase", {"001_a.sql": b"SELECT 1;",
+                               "rollback/001_a.sql": b"-- rollout: no-transaction\nDROP INDEX CONCURRENTLY i;"})
+    with pytest.raises(PlanError, match="rollback/001_a.sql is marked no-transaction"):
+        plan(mset, [row("001_a", mset=mset)], state="rolled_back", target="none", transaction="all")
