@@ -19,7 +19,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo demo-clean test lint sanity unit integration molecule build clean
+.PHONY: help setup demo demo-clean test lint sanity unit integration molecule build bench clean
 
 help:
 	@echo "make demo        set up, start a local PostgreSQL 15, load fixtures, run the rollout"
@@ -102,6 +102,11 @@ molecule: setup
 	@if ls molecule/*/molecule.yml >/dev/null 2>&1; then \
 	  $(BIN)/molecule test --all; \
 	else echo "molecule: no scenarios yet: nothing to run"; fi
+
+# Measures, asserts nothing; not part of make test.
+BENCH_COMPANIES ?= 20000
+bench: setup
+	$(BIN)/python benchmarks/phase_c.py --companies $(BENCH_COMPANIES)
 
 clean: demo-clean
 	rm -rf $(BUILD_DIR) .collections .pytest_cache
