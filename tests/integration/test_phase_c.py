@@ -187,3 +187,26 @@ def test_cockpit_app_keeps_its_access_and_gets_what_its_features_need(messy_db):
     with pytest.raises(psycopg2.errors.InsufficientPrivilege):
         cur.execute("DELETE FROM audit_log")
     conn.close()
+
+
+@pytest.mark.parametrize("version, broken, replacement, complaint", [
+    ("005_add_weight_overrides_table", "AFTER UPDATE OF weights ON weight_overrides",
+     "AFTER UPDATE OF updated_at ON weight_overrides", "a weights UPDATE wrote 0 history rows, expected 1"),
+    ("003_add_api_keys_table", "CREATE INDEX IF NOT EXISTS idx_api_keys_company_id",
+     "CREATE INDEX IF NOT EXISTS idx_api_keys_company_id_typo", "indexes missing"),
+])
+def test_phase_c_verification_catches_a_broken_migration(messy_db, tmp_path, version, broken, replacement,
+                                                         complaint):
+    import shutil
+    path = str(tmp_path / "phase_c")
+    shutil.copytree(PHASE_C, path)
+    script = os.path.join(path, version + ".sql")
+    with open(script) as handle:
+        text = handle.read()
+    assert broken in text
+    with open(script, "w") as handle:
+        handle.write(text.replace(broken, replacement))
+    result, proc = messy_db.pg_migrate(path=path)
+    assert proc.returncode != 0
+    assert "verify/%s.sql failed" % version in result["msg"] and complaint in result["msg"]
+    assert applied(messy_db) == VERSIONS[:VERSIONS.index(version)]
