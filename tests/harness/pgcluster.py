@@ -126,6 +126,10 @@ class Cluster(object):
         os.chmod(base, 0o755)
         if auth == "scram-sha-256" and not password:
             password = "harness-" + os.urandom(8).hex()
+        if os.geteuid() == 0 and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", base],
+                                                check=False).returncode != 0:
+            raise HarnessError("the postgres OS user cannot reach %s (a parent directory is closed to it, "
+                               "like /root); put the cluster elsewhere" % base)
         cluster = cls(os.path.abspath(base), port or free_port(), auth, password, bindir, owns_base)
         try:
             cluster._initdb()
