@@ -27,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import re
 import threading
 import time
@@ -358,24 +359,40 @@ class Runner(object):
         attempts = 0
         while True:
             attempts += 1
-            if self.monitor is not None:
-                self.monitor.arm()
             self.cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
             try:
-                self._set_local_timeouts()
-                outcome = work(self.cur)
-                self.cur.execute("COMMIT" if commit else "ROLLBACK")
-                if self.monitor is not None:
-                    self.monitor.disarm()
+                with self._watched():
+                    self._set_local_timeouts()
+                    outcome = work(self.cur)
+                    self.cur.execute("COMMIT" if commit else "ROLLBACK")
                 return outcome, attempts
             except Exception as exc:
-                if self.monitor is not None:
-                    self.monitor.disarm()
                 self._rollback_quietly()
                 if _sqlstate(exc) == LOCK_NOT_AVAILABLE and attempts <= self.opts.lock_retries:
                     self._backoff(attempts)
                     continue
                 raise self._failure(label, exc, attempts)
+
+    @contextlib.contextmanager
+    def _watched(self):
+        """Watch for blocking sessions while the block runs (a new attempt starts afresh)."""
+        if self.monitor is not None:
+            self.monitor.arm()
+        try:
+            yield
+        finally:
+            if self.monitor is not None:
+                self.monitor.disarm()
+
+    @contextlib.contextmanager
+    def _session_timeouts(self):
+        """lock_timeout and statement_timeout for the session, outside a transaction, reset afterwards."""
+        self._set_local_timeouts(local=False)
+        try:
+            yield
+        finally:
+            self.cur.execute("RESET lock_timeout")
+            self.cur.execute("RESET statement_timeout")
 
     def _rollback_quietly(self):
         try:
@@ -522,21 +539,18 @@ class Runner(object):
                 leftovers.discard(found)
                 self.result["warnings"].append("%s: dropped INVALID index %s left by an interrupted build"
                                                % (migration.version, found))
-        self._set_local_timeouts(local=False)
         attempts_total = 0
-        try:
+        with self._session_timeouts():
             for statement in script.statements:
                 attempts = 0
                 while True:
                     attempts += 1
                     attempts_total += 1
-                    self.monitor.arm()
                     try:
-                        self.cur.execute(statement.sql)
-                        self.monitor.disarm()
+                        with self._watched():
+                            self.cur.execute(statement.sql)
                         break
                     except Exception as exc:
-                        self.monitor.disarm()
                         if _sqlstate(exc) is None:
                             raise
                         new_invalid = self._invalid_indexes() - leftovers
@@ -555,9 +569,6 @@ class Runner(object):
                 self._drop_indexes(invalid)
                 raise MigrationError("%s left INVALID index %s (dropped); it is not recorded as applied"
                                      % (migration.version, ", ".join(sorted(invalid))))
-        finally:
-            self.cur.execute("RESET lock_timeout")
-            self.cur.execute("RESET statement_timeout")
         try:
             entry, dummy = self._transaction(
                 "%s (verification and history row)" % migration.version,
@@ -623,14 +634,11 @@ class Runner(object):
         for migration in plan.to_rollback:
             if migration.rollback.no_transaction:
                 started = self.clock()
-                self._set_local_timeouts(local=False)
                 try:
-                    self._exec_script(migration.rollback)
+                    with self._session_timeouts():
+                        self._exec_script(migration.rollback)
                 except ScriptFailed as exc:
                     raise MigrationError(str(exc))
-                finally:
-                    self.cur.execute("RESET lock_timeout")
-                    self.cur.execute("RESET statement_timeout")
                 entry, attempts = self._transaction(
                     migration.version, lambda cur, m=migration: self._forget(m, cur, started))
             else:
