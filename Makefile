@@ -71,6 +71,8 @@ test: setup
 lint: setup
 	@echo "== ansible-lint (production profile)"
 	$(BIN)/ansible-lint --profile production
+	@echo "== antsibull-changelog lint (changelogs/fragments)"
+	$(BIN)/antsibull-changelog lint
 
 build: setup
 	@mkdir -p $(BUILD_DIR)
