@@ -3,6 +3,8 @@
 import os
 import subprocess
 
+import yaml
+
 from conftest import ROOT, VENV_BIN, ansible_env, parse_json_callback, write_inventory
 
 
@@ -10,11 +12,16 @@ def run(cmd, env, cwd):
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
+def collection_version():
+    with open(os.path.join(ROOT, "galaxy.yml")) as handle:
+        return yaml.safe_load(handle)["version"]
+
+
 def test_built_tarball_installs_and_resolves_by_fqcn(db, tmp_path):
     build = run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "build", "--output-path",
                  str(tmp_path), ROOT], ansible_env(), ROOT)
     assert build.returncode == 0, build.stderr
-    tarball = tmp_path / "teei-db_rollout-0.1.0.tar.gz"
+    tarball = tmp_path / ("teei-db_rollout-%s.tar.gz" % collection_version())
     assert tarball.exists()
     installed = tmp_path / "collections"
     install = run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "install", "--no-deps", "--force",
