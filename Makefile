@@ -19,7 +19,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo demo-clean test lint sanity unit integration molecule build bench clean
+.PHONY: help setup demo demo-clean test lint sanity unit integration molecule build ee-context bench clean
 
 help:
 	@echo "make demo        set up, start a local PostgreSQL 15, load fixtures, run the rollout"
@@ -77,6 +77,13 @@ lint: setup
 build: setup
 	@mkdir -p $(BUILD_DIR)
 	$(BIN)/ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
+
+# The execution environment's build context (ansible-builder create; building the image
+# needs podman or docker: see README, "Running in AWX/AAP").
+ee-context: build
+	rm -rf $(BUILD_DIR)/ee-context
+	$(BIN)/ansible-builder create -f execution-environment.yml -c $(BUILD_DIR)/ee-context \
+	  --output-filename Containerfile
 
 sanity: build
 	@echo "== ansible-test sanity (Python 3.11, local)"
