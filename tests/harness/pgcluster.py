@@ -11,6 +11,8 @@ and from the shell (the demo and molecule use this):
     python tests/harness/pgcluster.py start --dir .demo/pg --fixtures --companies 50
     python tests/harness/pgcluster.py info  --dir .demo/pg
     python tests/harness/pgcluster.py stop  --dir .demo/pg
+    python tests/harness/pgcluster.py load  --dir .demo/pg --dbname tenant_b   # another fixture database
+    python tests/harness/pgcluster.py schema --dir .demo/pg --dbname cockpit   # its schema dump
 
 initdb refuses root, so when the caller is root every server command runs as
 the ``postgres`` OS user and the data directory is owned by it. The binaries
@@ -292,6 +294,14 @@ def main(argv=None):
     for name in ("stop", "info"):
         cmd = sub.add_parser(name)
         cmd.add_argument("--dir", required=True)
+    load = sub.add_parser("load", help="create another database in the cluster of --dir, with the fixtures")
+    load.add_argument("--dir", required=True)
+    load.add_argument("--dbname", required=True)
+    load.add_argument("--companies", type=int, default=50)
+    load.add_argument("--users-per-company", type=int, default=4)
+    schema = sub.add_parser("schema", help="print a database's schema dump (pg_dump --schema-only)")
+    schema.add_argument("--dir", required=True)
+    schema.add_argument("--dbname", required=True)
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
@@ -306,6 +316,11 @@ def main(argv=None):
                     cluster.load_fixtures(args.dbname, companies=args.companies,
                                           users_per_company=args.users_per_company)
             print(json.dumps(dict(cluster.info(), password=None), indent=2))
+        elif args.command == "load":
+            Cluster.attach(args.dir).load_fixtures(args.dbname, companies=args.companies,
+                                                   users_per_company=args.users_per_company)
+        elif args.command == "schema":
+            print(Cluster.attach(args.dir).pg_dump_schema(args.dbname))
         elif args.command == "info":
             print(json.dumps(dict(Cluster.attach(args.dir).info(), password=None), indent=2))
         elif args.command == "stop":
