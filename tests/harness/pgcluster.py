@@ -272,10 +272,11 @@ class Cluster(object):
             "sessions_per_user": sessions_per_user})
         return dbname
 
-    def pg_dump_schema(self, dbname):
-        """``pg_dump --schema-only`` with pg_dump 15.18's random \\restrict lines removed."""
-        out = _run([os.path.join(self.bindir, "pg_dump"), "--schema-only", "--no-owner", "-d", dbname],
-                   env=self.env())
+    def pg_dump_schema(self, dbname, exclude_tables=()):
+        """``pg_dump --schema-only`` (without ``exclude_tables``) with pg_dump 15.18's random
+        \\restrict lines removed."""
+        out = _run([os.path.join(self.bindir, "pg_dump"), "--schema-only", "--no-owner", "-d", dbname]
+                   + ["--exclude-table=%s" % table for table in exclude_tables], env=self.env())
         return "\n".join(line for line in out.splitlines()
                          if not line.startswith("\\restrict") and not line.startswith("\\unrestrict"))
 
@@ -302,6 +303,7 @@ def main(argv=None):
     schema = sub.add_parser("schema", help="print a database's schema dump (pg_dump --schema-only)")
     schema.add_argument("--dir", required=True)
     schema.add_argument("--dbname", required=True)
+    schema.add_argument("--exclude-table", action="append", default=[])
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
@@ -320,7 +322,7 @@ def main(argv=None):
             Cluster.attach(args.dir).load_fixtures(args.dbname, companies=args.companies,
                                                    users_per_company=args.users_per_company)
         elif args.command == "schema":
-            print(Cluster.attach(args.dir).pg_dump_schema(args.dbname))
+            print(Cluster.attach(args.dir).pg_dump_schema(args.dbname, exclude_tables=args.exclude_table))
         elif args.command == "info":
             print(json.dumps(dict(Cluster.attach(args.dir).info(), password=None), indent=2))
         elif args.command == "stop":
