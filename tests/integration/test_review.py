@@ -252,19 +252,25 @@ def test_a_failed_rehearsal_is_high_names_the_statement_and_drops_the_scratch_da
     assert small.scalar("SELECT count(*) FROM information_schema.columns WHERE column_name = 'rating'") == "0"
 
 
-@pytest.mark.parametrize("args, message", [
+BAD_INPUTS = [
     (dict(squawk_path="/nonexistent/squawk"), "squawk binary /nonexistent/squawk does not exist or is not executable"),
     (dict(accept=[{"rule": "table-rewrite", "table": "users"}]), "review_accept[0] needs a non-empty reason"),
     (dict(thresholds=dict(lots=1)), "thresholds: unknown lots"),
     (dict(path="/nonexistent/set"), "migration set /nonexistent/set does not exist"),
     (dict(rehearse=True, rehearse_from="/nonexistent/dump"), "rehearsal dump /nonexistent/dump does not exist"),
-])
-def test_a_bad_input_is_one_clear_error_and_changes_nothing(small, args, message):
+]
+
+
+def test_every_bad_input_is_one_clear_error_and_changes_nothing(small, tmp_path):
     before = small.schema()
     databases = small.scalar("SELECT count(*) FROM pg_database")
-    path = args.pop("path", PHASE_C)
-    result, _ = review(small, path, **args)
-    assert result.get("failed") and message in result["msg"], result.get("msg")
+    data, proc = run_playbook(os.path.join(DATA, "bad_inputs.yml"), write_inventory(tmp_path / "hosts.yml", small),
+                              extra_vars=dict(phase_c=PHASE_C, cases=[args for args, _message in BAD_INPUTS]))
+    [task] = [t for t in data["plays"][0]["tasks"] if t["task"]["name"] == "Review with one bad input"]
+    results = list(task["hosts"].values())[0]["results"]
+    assert len(results) == len(BAD_INPUTS)
+    for result, (args, message) in zip(results, BAD_INPUTS):
+        assert result.get("failed") and message in result["msg"], (args, result.get("msg"))
     assert small.schema() == before and small.scalar("SELECT count(*) FROM pg_database") == databases
 
 
