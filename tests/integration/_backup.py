@@ -3,7 +3,12 @@ the role's result fact, and what a database holds (schema dump and row counts) t
 
 import json
 import os
+import pwd
+import shutil
 import subprocess
+import tempfile
+
+import pytest
 
 from conftest import PYTHON, ROOT, run_playbook
 
@@ -65,3 +70,30 @@ def mode(path):
 def pg_restore_list(cluster, path):
     return subprocess.run([os.path.join(cluster.bindir, "pg_restore"), "--list", path], capture_output=True,
                           text=True, check=True).stdout
+
+
+@pytest.fixture
+def postgres_owned_dir():
+    """A folder the postgres OS user owns (pytest's tmp_path is closed to it)."""
+    if os.geteuid() != 0:
+        pytest.skip("become to postgres needs root here")
+    check = subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", "/usr/bin/python3 -c 'import psycopg2'"],
+                           capture_output=True, text=True, check=False)
+    if check.returncode != 0:
+        pytest.skip("the postgres OS user needs /usr/bin/python3 with psycopg2 (apt-get install python3-psycopg2): "
+                    + check.stderr.strip()[-200:])
+    folder = tempfile.mkdtemp(prefix="teei-bk-pg-")
+    os.chmod(folder, 0o755)
+    entry = pwd.getpwnam("postgres")
+    os.chown(folder, entry.pw_uid, entry.pw_gid)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def on_db_host(db, folder, **extra):
+    """Host vars of the database host mode: the module runs there, as postgres, over the Unix socket."""
+    hostvars = dict(ansible_become=True, ansible_become_user="postgres", ansible_become_method="su",
+                    ansible_python_interpreter="/usr/bin/python3", db_unix_socket=db.cluster.socketdir,
+                    db_delegate_to_controller=False, backup_dir=os.path.join(folder, "backups"))
+    hostvars.update(extra)
+    return hostvars

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -14,8 +13,8 @@ import threading
 import psycopg2
 import pytest
 
-from _backup import (BACKUP_TASK, backup, databases, inventory, mode, pg_restore_list, row_counts, state,
-                     task_result)
+from _backup import (BACKUP_TASK, backup, databases, inventory, mode, on_db_host, pg_restore_list,  # noqa: F401
+                     postgres_owned_dir, row_counts, state, task_result)
 from conftest import ROOT, ansible_env, run_module, run_playbook
 
 from ansible_collections.teei.db_rollout.plugins.module_utils import backup as bk
@@ -263,33 +262,6 @@ def test_check_mode_reports_the_backup_and_writes_nothing(password_db, backup_di
     assert proc.returncode == 0 and result["changed"] is True
     assert result["msg"].startswith("would back %s up into" % password_db.name)
     assert not backup_dir.exists()
-
-
-@pytest.fixture
-def postgres_owned_dir():
-    """A folder the postgres OS user owns (pytest's tmp_path is closed to it)."""
-    if os.geteuid() != 0:
-        pytest.skip("become to postgres needs root here")
-    check = subprocess.run(["su", "postgres", "-s", "/bin/sh", "-c", "/usr/bin/python3 -c 'import psycopg2'"],
-                           capture_output=True, text=True, check=False)
-    if check.returncode != 0:
-        pytest.skip("the postgres OS user needs /usr/bin/python3 with psycopg2 (apt-get install python3-psycopg2): "
-                    + check.stderr.strip()[-200:])
-    folder = tempfile.mkdtemp(prefix="teei-bk-pg-")
-    os.chmod(folder, 0o755)
-    entry = pwd.getpwnam("postgres")
-    os.chown(folder, entry.pw_uid, entry.pw_gid)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def on_db_host(db, folder, **extra):
-    """Host vars of the database host mode: the module runs there, as postgres, over the Unix socket."""
-    hostvars = dict(ansible_become=True, ansible_become_user="postgres", ansible_become_method="su",
-                    ansible_python_interpreter="/usr/bin/python3", db_unix_socket=db.cluster.socketdir,
-                    db_delegate_to_controller=False, backup_dir=os.path.join(folder, "backups"))
-    hostvars.update(extra)
-    return hostvars
 
 
 def test_backup_on_the_database_host_over_the_unix_socket_as_postgres(password_db, postgres_owned_dir, tmp_path):
