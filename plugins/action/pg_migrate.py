@@ -2,8 +2,10 @@
 # Copyright: (c) 2026, teei.db_rollout maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Controller side of teei.db_rollout.pg_migrate: reads the migration set where
-the playbook is, checks it against the convention, and hands its files to the
-module wherever the module runs (the database host over SSH, or the controller)."""
+the playbook is, checks it against the convention, parses every file with
+PostgreSQL's own parser (pglast) and hands the module the statements with
+their lines, wherever the module runs (the database host over SSH, or the
+controller). Nothing connects before the whole set has parsed."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -18,12 +20,10 @@ import uuid
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import (
-    MigrationSetError,
-    encode_tree,
-    parse_set,
-    read_tree,
-)
+from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import MigrationSetError
+from ansible_collections.teei.db_rollout.plugins.plugin_utils.sqlparse import load_set
+
+WRITING_STATES = ("applied", "rolled_back")
 
 
 def default_run_id():
@@ -39,8 +39,8 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        if "_migration_files" in args:
-            raise AnsibleError("_migration_files is set by the pg_migrate action itself")
+        if "_migration_set" in args:
+            raise AnsibleError("_migration_set is set by the pg_migrate action itself")
         path = args.get("path")
         if not path:
             result.update(failed=True, msg="path (the migration set directory) is required")
@@ -48,13 +48,12 @@ class ActionModule(ActionBase):
         path = self._resolve(str(path))
         set_name = args.get("set_name") or os.path.basename(os.path.normpath(path))
         try:
-            tree = read_tree(path)
-            parse_set(set_name, tree)
+            mset = load_set(path, set_name)
         except (MigrationSetError, OSError) as exc:
             result.update(failed=True, msg=str(exc))
             return result
-        args.update(path=path, set_name=set_name, _migration_files=encode_tree(tree))
-        if not args.get("run_id"):
+        args.update(path=path, set_name=set_name, _migration_set=mset.to_wire())
+        if not args.get("run_id") and args.get("state", "applied") in WRITING_STATES:
             args["run_id"] = default_run_id()
         if not args.get("applied_by"):
             args["applied_by"] = "%s@%s" % (getpass.getuser(), socket.gethostname())
@@ -62,7 +61,10 @@ class ActionModule(ActionBase):
                                            task_vars=task_vars))
         invocation = result.get("invocation", {}).get("module_args")
         if isinstance(invocation, dict):
-            invocation.pop("_migration_files", None)
+            invocation.pop("_migration_set", None)
+        if args.get("state") == "status" and isinstance(result.get("pending"), list):
+            result["pending_tables"] = dict((version, mset.get(version).script.tables())
+                                            for version in result["pending"] if mset.get(version) is not None)
         return result
 
     def _resolve(self, path):

@@ -32,7 +32,7 @@ import re
 import threading
 import time
 
-from ansible_collections.teei.db_rollout.plugins.module_utils.planning import plan as make_plan
+from ansible_collections.teei.db_rollout.plugins.module_utils.planning import REPORTS, plan as make_plan
 
 LOCK_NOT_AVAILABLE = "55P03"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
@@ -47,6 +47,8 @@ SESSION_SETTINGS = (
     ("tcp_keepalives_count", "3"),
 )
 MAX_BACKOFF_MS = 30000
+# libpq's PQtransactionStatus (psycopg2 and psycopg 3 report the same numbers): inside a transaction.
+TRANSACTION_INTRANS = 2
 
 
 def duration_ms(text, option="duration"):
@@ -64,6 +66,7 @@ class MigrationError(Exception):
         super(MigrationError, self).__init__(msg)
         self.msg = msg
         self.result = result or {}
+        self.transaction_ended = False  # a script ended the engine's transaction itself
 
 
 class LockTimeout(Exception):
@@ -75,7 +78,7 @@ class RunOptions(object):
                  check_mode=False, rehearse=False, lock_timeout="5s", statement_timeout="0",
                  lock_retries=3, lock_retry_delay="1s", run_lock_timeout="60s",
                  allow_out_of_order=False, run_id=None, change_ticket=None, applied_by=None,
-                 engine="teei.db_rollout"):
+                 engine="teei.db_rollout", check_preconditions=True):
         self.state = state
         self.target = target
         self.transaction = transaction
@@ -87,6 +90,7 @@ class RunOptions(object):
         self.lock_retries = lock_retries
         self.run_lock_timeout = run_lock_timeout
         self.allow_out_of_order = allow_out_of_order
+        self.check_preconditions = check_preconditions
         self.run = dict(run_id=run_id, change_ticket=change_ticket, applied_by=applied_by, engine=engine)
         # Validate every duration before anything connects.
         self.lock_timeout_ms = duration_ms(lock_timeout, "lock_timeout")
@@ -132,6 +136,19 @@ class ScriptFailed(Exception):
         super(ScriptFailed, self).__init__(
             "%s failed at statement %d (line %d): %s"
             % (script.relpath, statement.index, line, describe_db_error(exc)))
+
+
+class TransactionEnded(Exception):
+    """A statement ended the transaction the engine ran it in (a second line of defence: the
+    controller's parser refuses transaction control in transactional scripts)."""
+
+    def __init__(self, script, statement):
+        self.sqlstate = None
+        super(TransactionEnded, self).__init__(
+            "%s statement %d (line %d) ended the transaction the engine ran it in: what ran in that transaction "
+            "before it was committed or rolled back by it, outside the engine's control, and no history row was "
+            "written for it; check the database by hand before the next run" % (script.relpath, statement.index,
+                                                                                statement.line))
 
 
 class BlockerMonitor(object):
@@ -211,6 +228,7 @@ class Runner(object):
         self.monitor = None
         self.locked = False
         self.plan = None
+        self.warned = set()
         self.result = dict(changed=False, applied=[], rolled_back=[], pending=[], migrations=[],
                            current_version=None, previous_version=None, history_changes=[],
                            warnings=[], migration_set=mset.name, history_table=history.name,
@@ -258,7 +276,7 @@ class Runner(object):
 
     def _finish(self):
         result = self.result
-        if self.plan is not None and not self.opts.check_mode and self.opts.state != "status":
+        if self.plan is not None and not self.opts.check_mode and self.opts.state not in REPORTS:
             self._refresh_versions(self.plan)
         if self.conn is not None:
             result["notices"] = [n.strip() for n in getattr(self.conn, "notices", [])]
@@ -268,7 +286,7 @@ class Runner(object):
     def _run(self):
         opts = self.opts
         writes = not opts.check_mode or opts.rehearse
-        if opts.state != "status" and writes:
+        if opts.state not in REPORTS and writes:
             self._take_run_lock()
         rows = self.history.read(self.cur)
         try:
@@ -286,7 +304,10 @@ class Runner(object):
                               after=dict(versions=plan.versions_after()))
         result["planned"] = [m.version for m in plan.to_apply] or [m.version for m in plan.to_rollback]
         if opts.state == "status":
-            result["applied_versions"] = list(plan.applied)
+            self._status(plan)
+            return self._finish()
+        if opts.state == "verified":
+            self._verified(plan)
             return self._finish()
         if opts.check_mode:
             result["changed"] = bool(plan.to_apply or plan.to_rollback)
@@ -306,6 +327,55 @@ class Runner(object):
         else:
             self._roll_back(plan)
         return self._finish()
+
+    # ------------------------------------------------------------------ reports
+    def _status(self, plan):
+        """What is applied and pending, what a rollout would need, and what the last run did."""
+        result = self.result
+        result["applied_versions"] = list(plan.applied)
+        result["missing_rollbacks"] = [v for v in plan.pending if self.mset.get(v).rollback is None]
+        result["preconditions"] = []
+        if self.opts.check_preconditions:
+            for version in plan.pending:
+                check = self.mset.get(version).check
+                if check is None:
+                    continue
+                try:
+                    self._transaction("precondition %s" % check.relpath,
+                                      lambda cur, c=check: self._exec_script(c, cur), read_only=True, commit=False)
+                    result["preconditions"].append(dict(version=version, ok=True, msg="%s holds" % check.relpath))
+                except MigrationError as exc:
+                    result["preconditions"].append(dict(version=version, ok=False, msg=exc.msg))
+        result["last_run"] = self.history.last_run(self.cur, self.mset.name)
+        run_id = self.opts.run.get("run_id")
+        if run_id:
+            result["run_changes"] = self.history.run_changes(self.cur, run_id)
+
+    def _verified(self, plan):
+        """Run every applied migration's verification, and the set's when the set is complete, each in a
+        transaction that is always rolled back; fail naming every verification that failed."""
+        checks = [self.mset.get(v).verify for v in plan.applied if self.mset.get(v).verify is not None]
+        if self.mset.verify is not None:
+            if plan.pending:
+                self.result["warnings"].append("%s not run: %d migration%s of the set %s pending"
+                                               % (self.mset.verify.relpath, len(plan.pending),
+                                                  "" if len(plan.pending) == 1 else "s",
+                                                  "is" if len(plan.pending) == 1 else "are"))
+            else:
+                checks.append(self.mset.verify)
+        verifications = []
+        for script in checks:
+            try:
+                self._transaction("verification %s" % script.relpath,
+                                  lambda cur, s=script: self._exec_script(s, cur), commit=False)
+                verifications.append(dict(name=script.relpath, ok=True, msg="%s passed" % script.relpath))
+            except MigrationError as exc:
+                verifications.append(dict(name=script.relpath, ok=False, msg=exc.msg))
+        self.result["verifications"] = verifications
+        failed = [v for v in verifications if not v["ok"]]
+        if failed:
+            raise MigrationError("%d verification%s of set %s failed: %s" % (
+                len(failed), "" if len(failed) == 1 else "s", self.mset.name, "; ".join(v["msg"] for v in failed)))
 
     def _refresh_versions(self, plan):
         done = set(self.result["applied"])
@@ -337,8 +407,12 @@ class Runner(object):
             self.result["changed"] = True
 
     # ------------------------------------------------------------------ scripts
-    def _exec_script(self, script, cur=None):
+    def _exec_script(self, script, cur=None, in_transaction=True):
         cur = cur or self.cur
+        if script.warnings and script.relpath not in self.warned:
+            self.warned.add(script.relpath)
+            self.result["warnings"].extend(script.warnings)
+        info = getattr(self.conn, "info", None)
         for statement in script.statements:
             try:
                 cur.execute(statement.sql)
@@ -346,6 +420,8 @@ class Runner(object):
                 if _sqlstate(exc) is None:
                     raise
                 raise ScriptFailed(script, statement, exc)
+            if in_transaction and info is not None and info.transaction_status != TRANSACTION_INTRANS:
+                raise TransactionEnded(script, statement)
 
     def _set_local_timeouts(self, local=True):
         for name, value in (("lock_timeout", self.opts.lock_timeout),
@@ -407,6 +483,10 @@ class Runner(object):
     def _failure(self, label, exc, attempts):
         if isinstance(exc, MigrationError):
             return exc
+        if isinstance(exc, TransactionEnded):
+            error = MigrationError(str(exc))
+            error.transaction_ended = True
+            return error
         text = str(exc) if isinstance(exc, ScriptFailed) else "%s: %s" % (label, describe_db_error(exc))
         if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
             blockers = self.monitor.describe() if self.monitor is not None else "blockers unknown"
@@ -493,8 +573,11 @@ class Runner(object):
                     migration.version,
                     lambda cur, m=migration, t0=started: (self._apply_body(plan, m, cur), self._record(m, t0, 0))[1])
             except MigrationError as exc:
-                raise MigrationError("%s; the database is left at %s" % (exc.msg, self.result["current_version"]
-                                                                         or "the state before this run"))
+                left = self.result["current_version"] or "the state before this run"
+                if exc.transaction_ended:
+                    raise MigrationError("%s; the database is left at %s plus whatever that statement committed"
+                                         % (exc.msg, left))
+                raise MigrationError("%s; the database is left at %s" % (exc.msg, left))
             entry["attempts"] = attempts
             self._committed(entry, "applied")
 
@@ -636,7 +719,7 @@ class Runner(object):
                 started = self.clock()
                 try:
                     with self._session_timeouts():
-                        self._exec_script(migration.rollback)
+                        self._exec_script(migration.rollback, in_transaction=False)
                 except ScriptFailed as exc:
                     raise MigrationError(str(exc))
                 entry, attempts = self._transaction(
@@ -653,8 +736,9 @@ class Runner(object):
         return self._forget(migration, cur, started)
 
     def _forget(self, migration, cur, started):
-        self.history.forget(cur, migration.version, self.mset.name)
         entry = self._record(migration, started, 1, action="rolled_back")
+        self.history.forget(cur, migration.version, self.mset.name, migration.rollback.checksum,
+                            entry["duration_ms"], self.opts.run)
         entry["checksum"] = migration.rollback.checksum
         entry["statements"] = len(migration.rollback.statements)
         return entry

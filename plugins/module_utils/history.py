@@ -7,6 +7,12 @@ The runbook's table has two columns, ``version`` (the migration file name
 without .sql, primary key) and ``applied_at``. The engine keeps both and their
 meaning, and adds nullable columns of its own. It writes and deletes only rows
 whose ``migration_set`` it set itself; rows of earlier phases stay untouched.
+
+Beside it, ``<table>_log`` keeps what each run did: one row per migration
+applied or rolled back, written in the same transaction as the history row it
+adds or deletes, never updated or deleted. A rollback deletes the history row
+(the runbook looks versions up there), so the log is where a run's rollbacks
+stay visible (``last_run``, ``run_changes``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,6 +41,21 @@ ENGINE_COLUMNS = (
     ("migration_set", "text"),           # the set it came from; marks rows the engine wrote
     ("engine", "text"),                  # 'teei.db_rollout <version>'
 )
+LOG_COLUMNS = (
+    ("id", "bigserial PRIMARY KEY"),
+    ("at", "timestamp with time zone NOT NULL DEFAULT clock_timestamp()"),
+    ("run_id", "text"),
+    ("migration_set", "text NOT NULL"),
+    ("version", "varchar(255) NOT NULL"),
+    ("action", "text NOT NULL CHECK (action IN ('applied', 'rolled_back'))"),
+    ("checksum", "char(64)"),            # sha256 of the script that ran (the rollback's for rolled_back)
+    ("execution_ms", "integer"),
+    ("applied_by", "text"),
+    ("change_ticket", "text"),
+    ("engine", "text"),
+)
+LOG_SUFFIX = "_log"
+_UTC = "to_char(%s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 # Advisory lock class for the run lock: 'te' in ASCII; the object is the table's hash.
 LOCK_CLASS = 0x7465
 
@@ -54,8 +75,13 @@ class HistoryTable(object):
             raise HistoryTableError("history_table %r is not a plain [schema.]table name" % name)
         self.schema = match.group("schema") or "public"
         self.table = match.group("table")
+        if len(self.table) + len(LOG_SUFFIX) > 63:
+            raise HistoryTableError("history_table %r: the table name may have at most %d characters (its log "
+                                    "table adds %s)" % (name, 63 - len(LOG_SUFFIX), LOG_SUFFIX))
         self.name = "%s.%s" % (self.schema, self.table)
         self.sql_name = "%s.%s" % (quote_ident(self.schema), quote_ident(self.table))
+        self.log_name = "%s.%s%s" % (self.schema, self.table, LOG_SUFFIX)
+        self.log_sql_name = "%s.%s" % (quote_ident(self.schema), quote_ident(self.table + LOG_SUFFIX))
 
     # -- the run lock --------------------------------------------------------
     def lock_key_sql(self):
@@ -85,21 +111,34 @@ class HistoryTable(object):
     # -- the table -----------------------------------------------------------
     def columns(self, cur):
         """The table's column names, or None when the table does not exist."""
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (self.sql_name,))
-        if not cur.fetchone()[0]:
-            return None
         cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
                     "AND attnum > 0 AND NOT attisdropped ORDER BY attnum", (self.sql_name,))
-        return [row[0] for row in cur.fetchall()]
+        names = [row[0] for row in cur.fetchall()]
+        return names or None
+
+    def has_log(self, cur):
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (self.log_sql_name,))
+        return bool(cur.fetchone()[0])
 
     def ensure(self, cur):
         """Create the table, or add the engine's missing columns. Returns what was done."""
+        done = []
         existing = self.columns(cur)
         if existing is None:
             cur.execute("CREATE SCHEMA IF NOT EXISTS %s" % quote_ident(self.schema))
             cur.execute("CREATE TABLE %s (%s)" % (self.sql_name, ", ".join(
                 "%s %s" % (name, ddl) for name, ddl in RUNBOOK_COLUMNS + ENGINE_COLUMNS)))
-            return ["created %s" % self.name]
+            done.append("created %s" % self.name)
+        else:
+            done.extend(self._add_engine_columns(cur, existing))
+        if not self.has_log(cur):
+            cur.execute("CREATE TABLE %s (%s)" % (self.log_sql_name, ", ".join(
+                "%s %s" % (name, ddl) for name, ddl in LOG_COLUMNS)))
+            cur.execute("CREATE INDEX ON %s (run_id)" % self.log_sql_name)
+            done.append("created %s" % self.log_name)
+        return done
+
+    def _add_engine_columns(self, cur, existing):
         missing_runbook = [name for name, ddl in RUNBOOK_COLUMNS if name not in existing]
         if missing_runbook:
             raise HistoryTableError("%s exists but has no %s column: it is not a history table"
@@ -124,16 +163,70 @@ class HistoryTable(object):
                 for version, applied_at, chk, set_name in cur.fetchall()]
 
     def record(self, cur, migration, set_name, execution_ms, run):
+        """Write the history row of an applied migration, and its log row, in one round trip."""
+        values = (migration.version, migration.checksum, int(execution_ms), run.get("applied_by"),
+                  run.get("run_id"), run.get("change_ticket"), set_name, run.get("engine"))
         cur.execute(
-            "INSERT INTO %s (version, applied_at, checksum, execution_ms, applied_by, run_id, "
+            "WITH row AS (INSERT INTO %s (version, applied_at, checksum, execution_ms, applied_by, run_id, "
             "change_ticket, migration_set, engine) VALUES (%%s, clock_timestamp(), %%s, %%s, %%s, %%s, "
-            "%%s, %%s, %%s)" % self.sql_name,
-            (migration.version, migration.checksum, int(execution_ms), run.get("applied_by"),
-             run.get("run_id"), run.get("change_ticket"), set_name, run.get("engine")))
+            "%%s, %%s, %%s) RETURNING *) "
+            "INSERT INTO %s (at, run_id, migration_set, version, action, checksum, execution_ms, applied_by, "
+            "change_ticket, engine) SELECT applied_at, run_id, migration_set, version, 'applied', checksum, "
+            "execution_ms, applied_by, change_ticket, engine FROM row" % (self.sql_name, self.log_sql_name),
+            values)
 
-    def forget(self, cur, version, set_name):
-        """Delete the row the engine wrote for version; refuse anything else."""
-        cur.execute("DELETE FROM %s WHERE version = %%s AND migration_set = %%s" % self.sql_name,
-                    (version, set_name))
+    def forget(self, cur, version, set_name, script_checksum, execution_ms, run):
+        """Delete the row the engine wrote for version and log it; refuse anything else."""
+        cur.execute(
+            "WITH gone AS (DELETE FROM %s WHERE version = %%s AND migration_set = %%s RETURNING version) "
+            "INSERT INTO %s (run_id, migration_set, version, action, checksum, execution_ms, applied_by, "
+            "change_ticket, engine) SELECT %%s, %%s, version, 'rolled_back', %%s, %%s, %%s, %%s, %%s FROM gone"
+            % (self.sql_name, self.log_sql_name),
+            (version, set_name, run.get("run_id"), set_name, script_checksum, int(execution_ms),
+             run.get("applied_by"), run.get("change_ticket"), run.get("engine")))
         if cur.rowcount != 1:
             raise HistoryTableError("no history row of set %s for %s to delete" % (set_name, version))
+
+    # -- what runs did -------------------------------------------------------
+    def last_run(self, cur, set_name):
+        """The newest run that applied or rolled back migrations of set_name, or None:
+        {run_id, change_ticket, applied_by, finished_at, versions, actions}.
+
+        Read from the log; from the history table's rows when there is no log yet."""
+        source = self._changes_source(cur)
+        if source is None:
+            return None
+        cur.execute(
+            "WITH changes AS (%s), last AS (SELECT run_id FROM changes WHERE migration_set = %%s "
+            "AND run_id IS NOT NULL ORDER BY at DESC, seq DESC LIMIT 1) "
+            "SELECT c.run_id, max(c.change_ticket), max(c.applied_by), %s, "
+            "array_agg(c.version ORDER BY c.at, c.seq), array_agg(c.action ORDER BY c.at, c.seq) "
+            "FROM changes c JOIN last USING (run_id) WHERE c.migration_set = %%s GROUP BY c.run_id"
+            % (source, _UTC % "max(c.at)"), (set_name, set_name))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        return dict(run_id=row[0], change_ticket=row[1], applied_by=row[2], finished_at=row[3],
+                    versions=list(row[4]), actions=list(row[5]))
+
+    def _changes_source(self, cur):
+        """SQL for the runs' changes as (at, seq, run_id, migration_set, version, action, checksum,
+        applied_by, change_ticket), from the log, or from the history rows when there is no log yet."""
+        if self.has_log(cur):
+            return ("SELECT at, id AS seq, run_id, migration_set, version, action, checksum, applied_by, "
+                    "change_ticket FROM %s" % self.log_sql_name)
+        columns = self.columns(cur) or ()
+        if "run_id" not in columns or "migration_set" not in columns:
+            return None
+        return ("SELECT applied_at AS at, 0 AS seq, run_id, migration_set, version, 'applied'::text AS action, "
+                "checksum, applied_by, change_ticket FROM %s" % self.sql_name)
+
+    def run_changes(self, cur, run_id):
+        """What run run_id did to the history table: [{version, action, at, checksum, migration_set}]."""
+        source = self._changes_source(cur)
+        if source is None:
+            return []
+        cur.execute("WITH changes AS (%s) SELECT version, action, %s, checksum, migration_set FROM changes "
+                    "WHERE run_id = %%s ORDER BY at, seq, version" % (source, _UTC % "at"), (run_id,))
+        return [dict(version=version, action=action, at=at, checksum=(chk or "").strip() or None,
+                     migration_set=mset) for version, action, at, chk, mset in cur.fetchall()]

@@ -9,15 +9,19 @@ A migration set is a directory::
     rollback/NNN_name.sql   its rollback (optional; needed to roll it back)
     verify/NNN_name.sql     its verification, run inside the migration's transaction
     check/NNN_name.sql      its read-only precondition, run before the run changes anything
-    verify.sql              the set's own verification, run when a run completes the set
+    verify/set.sql          the set's own verification, run when a run completes the set
 
-Versions are ordered by their numeric prefix. A migration whose leading comment
-holds the line ``-- rollout: no-transaction`` runs outside a transaction,
-statement by statement (for CREATE INDEX CONCURRENTLY and the like). Anything
-else in the directory is an error.
+Only migrations match ``*.sql`` at the set's root, so the runbook's
+``ls -1 migrations/*.sql`` lists exactly the migrations. Versions are ordered by
+their numeric prefix. A script whose leading comment holds the line
+``-- rollout: no-transaction`` runs outside a transaction, statement by
+statement (for CREATE INDEX CONCURRENTLY and the like). Anything else in the
+directory is an error.
 
-This module is plain Python: it reads and checks files, and never talks to a
-database or to Ansible.
+This module is plain Python: it checks the set's shape and carries parsed
+scripts from the controller to the module. Reading and parsing the SQL is the
+controller's job (``plugins/plugin_utils/sqlparse.py``, PostgreSQL's own parser
+through pglast); this module never talks to a database or to Ansible.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -28,14 +32,10 @@ import hashlib
 import os
 import re
 
-from ansible_collections.teei.db_rollout.plugins.module_utils.sqlsplit import (
-    SqlSplitError,
-    split_sql,
-)
-
 MIGRATION_NAME = re.compile(r"^(?P<number>[0-9]{3,})_(?P<name>[a-z0-9][a-z0-9_]*)\.sql$")
 COMPANION_DIRS = ("rollback", "verify", "check")
-SET_VERIFY = "verify.sql"
+SET_VERIFY = "verify/set.sql"
+OLD_SET_VERIFY = "verify.sql"
 NO_TRANSACTION_MARK = re.compile(r"^--\s*rollout:\s*no-transaction\s*$", re.IGNORECASE)
 
 
@@ -48,37 +48,57 @@ def checksum(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def has_no_transaction_mark(text):
+    """True when the text's leading comment holds the line ``-- rollout: no-transaction``."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("--"):
+            return False
+        if NO_TRANSACTION_MARK.match(stripped):
+            return True
+    return False
+
+
+class Statement(object):
+    """One statement of a script: its text, its 1-based index and the line it starts on."""
+
+    __slots__ = ("sql", "index", "line")
+
+    def __init__(self, sql, index, line):
+        self.sql = sql
+        self.index = index
+        self.line = line
+
+    def __repr__(self):
+        return "Statement(%d, line %d, %r)" % (self.index, self.line, self.sql[:40])
+
+
 class Script(object):
-    """One SQL file of the set: its path in the set, text, checksum and statements."""
+    """One SQL file of the set, parsed: its path in the set, checksum, statements and mark.
 
-    def __init__(self, relpath, data):
+    ``warnings`` are said when the script runs (a BEGIN/COMMIT wrapper that was dropped)."""
+
+    def __init__(self, relpath, checksum, statements, no_transaction=False, warnings=()):
         self.relpath = relpath
-        if not data.strip():
-            raise MigrationSetError("%s is empty" % relpath)
-        try:
-            self.text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MigrationSetError("%s is not valid UTF-8 (byte %d)" % (relpath, exc.start))
-        self.checksum = checksum(data)
-        try:
-            self.statements = split_sql(self.text)
-        except SqlSplitError as exc:
-            raise MigrationSetError("%s: %s" % (relpath, exc))
-        if not self.statements:
-            raise MigrationSetError("%s holds no SQL statement, only comments" % relpath)
+        self.checksum = checksum
+        self.statements = statements
+        self.no_transaction = no_transaction
+        self.warnings = list(warnings)
 
-    @property
-    def no_transaction(self):
-        """True when the file's leading comment marks it ``-- rollout: no-transaction``."""
-        for line in self.text.splitlines():
-            stripped = line.strip()
-            if not stripped:
-                continue
-            if not stripped.startswith("--"):
-                return False
-            if NO_TRANSACTION_MARK.match(stripped):
-                return True
-        return False
+    def to_wire(self):
+        """A JSON-serialisable form for the module's arguments."""
+        return dict(checksum=self.checksum, no_transaction=self.no_transaction, warnings=self.warnings,
+                    statements=[[s.line, s.sql] for s in self.statements])
+
+    @classmethod
+    def from_wire(cls, relpath, wire):
+        if not isinstance(wire, dict) or "statements" not in wire:
+            raise MigrationSetError("%s: not a parsed script (the pg_migrate action sends these)" % relpath)
+        statements = [Statement(sql, index, line) for index, (line, sql) in enumerate(wire["statements"], 1)]
+        return cls(relpath, wire["checksum"], statements, bool(wire.get("no_transaction")),
+                   wire.get("warnings") or ())
 
 
 class Migration(object):
@@ -113,6 +133,7 @@ class MigrationSet(object):
         self.migrations = migrations
         self.verify = verify
         self.by_version = dict((m.version, m) for m in migrations)
+        self.positions = dict((m.version, index) for index, m in enumerate(migrations))
 
     @property
     def versions(self):
@@ -125,20 +146,32 @@ class MigrationSet(object):
     def get(self, version):
         return self.by_version.get(version)
 
+    def scripts(self):
+        """Every script of the set, migrations first with their companions, then the set's verify."""
+        for migration in self.migrations:
+            for script in (migration.script, migration.rollback, migration.verify, migration.check):
+                if script is not None:
+                    yield script
+        if self.verify is not None:
+            yield self.verify
+
     def position(self, version):
         """Index of version in the set's order, or raise MigrationSetError."""
-        for index, migration in enumerate(self.migrations):
-            if migration.version == version:
-                return index
-        raise MigrationSetError("target %s is not a migration of set %s (versions: %s)"
-                                % (version, self.name, ", ".join(self.versions) or "none"))
+        try:
+            return self.positions[version]
+        except KeyError:
+            raise MigrationSetError("target %s is not a migration of set %s (versions: %s)"
+                                    % (version, self.name, ", ".join(self.versions) or "none"))
+
+    def to_wire(self):
+        return dict((s.relpath, s.to_wire()) for s in self.scripts())
 
 
 def read_tree(path):
     """Read a migration set directory into {relative path: bytes}.
 
     Sub-directories other than rollback/, verify/ and check/ are reported with a
-    trailing slash so that parse_set can reject them by name.
+    trailing slash so that check_layout can reject them by name.
     """
     if not os.path.isdir(path):
         raise MigrationSetError("migration set %s does not exist or is not a directory" % path)
@@ -163,21 +196,20 @@ def read_tree(path):
     return tree
 
 
-def parse_set(name, tree):
-    """Validate {relative path: bytes} against the convention and return a MigrationSet."""
+def check_layout(tree):
+    """Check the names of {relative path: content} against the convention, before any file is parsed.
+
+    Returns the migrations as {relative path: (number, name)}."""
     migrations = {}
-    companions = []
-    set_verify = None
+    numbers = {}
     for relpath in sorted(tree):
-        data = tree[relpath]
         if relpath.endswith("/"):
             raise MigrationSetError("%s is not part of the migration file convention "
                                     "(only rollback/, verify/ and check/ may be folders)" % relpath)
+        if relpath == OLD_SET_VERIFY:
+            raise MigrationSetError("verify.sql at the set's root is no longer part of the convention: only "
+                                    "migrations may match *.sql there; move it to %s" % SET_VERIFY)
         if "/" in relpath:
-            companions.append(relpath)
-            continue
-        if relpath == SET_VERIFY:
-            set_verify = Script(relpath, data)
             continue
         match = MIGRATION_NAME.match(relpath)
         if not match:
@@ -185,35 +217,38 @@ def parse_set(name, tree):
                 "%s is not a migration file name: expected NNN_name.sql (three or more digits, "
                 "then lowercase letters, digits and underscores)" % relpath)
         number = int(match.group("number"))
-        if number in migrations:
+        if number in numbers:
             raise MigrationSetError("duplicate version number %s: %s and %s"
-                                    % (match.group("number"), migrations[number].script.relpath, relpath))
-        migrations[number] = Migration(Script(relpath, data), number, match.group("name"))
-    by_file = dict((m.script.relpath, m) for m in migrations.values())
-    for relpath in companions:
-        kind, filename = relpath.split("/", 1)
-        migration = by_file.get(filename)
-        if migration is None:
-            raise MigrationSetError("%s has no migration %s in the set" % (relpath, filename))
-        script = Script(relpath, tree[relpath])
-        setattr(migration, kind, script)
-    ordered = [migrations[number] for number in sorted(migrations)]
+                                    % (match.group("number"), numbers[number], relpath))
+        numbers[number] = relpath
+        migrations[relpath] = (number, match.group("name"))
+    for relpath in tree:
+        if "/" in relpath and relpath != SET_VERIFY and relpath.split("/", 1)[1] not in migrations:
+            raise MigrationSetError("%s has no migration %s in the set" % (relpath, relpath.split("/", 1)[1]))
+    return migrations
+
+
+def parse_set(name, tree, make_script):
+    """Validate {relative path: content} against the convention and return a MigrationSet.
+
+    make_script(relpath, content) turns one file's content into a Script: on the
+    controller it parses the file's bytes, in the module it decodes what the
+    controller sent. Names are checked before any file is parsed."""
+    layout = check_layout(tree)
+    migrations = {}
+    for relpath, (number, mname) in layout.items():
+        migrations[relpath] = Migration(make_script(relpath, tree[relpath]), number, mname)
+    set_verify = None
+    for relpath in sorted(tree):
+        if relpath == SET_VERIFY:
+            set_verify = make_script(relpath, tree[relpath])
+        elif "/" in relpath:
+            kind, filename = relpath.split("/", 1)
+            setattr(migrations[filename], kind, make_script(relpath, tree[relpath]))
+    ordered = sorted(migrations.values(), key=lambda m: m.number)
     return MigrationSet(name, ordered, set_verify)
 
 
-def load_set(path, name=None):
-    """Read and validate the migration set at path."""
-    return parse_set(name or os.path.basename(os.path.normpath(path)), read_tree(path))
-
-
-def decode_tree(files):
-    """Turn {relative path: text} (as sent from the controller) back into bytes."""
-    return dict((rel, None if text is None else text.encode("utf-8")) for rel, text in files.items())
-
-
-def encode_tree(tree):
-    """Turn {relative path: bytes} into {relative path: text} for sending to a module.
-
-    Call parse_set first: it has already rejected files that are not UTF-8.
-    """
-    return dict((rel, None if data is None else data.decode("utf-8")) for rel, data in tree.items())
+def from_wire(name, wire):
+    """The MigrationSet the controller sent (see MigrationSet.to_wire)."""
+    return parse_set(name, wire, Script.from_wire)

@@ -12,7 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-STATES = ("applied", "rolled_back", "status")
+STATES = ("applied", "rolled_back", "status", "verified")
+REPORTS = ("status", "verified")  # states that only read
 TRANSACTION_MODES = ("per_migration", "all")
 NO_TARGET = ("none", "0")
 
@@ -57,8 +58,8 @@ class Plan(object):
 def plan(mset, rows, state="applied", target=None, allow_out_of_order=False, transaction="per_migration"):
     """Return the Plan for running ``mset`` against history ``rows``.
 
-    Raises PlanError for a run that must not start (unless state is status, which
-    reports the same problems in ``Plan.problems``).
+    Raises PlanError for a run that must not start (unless state is status or
+    verified, which report the same problems in ``Plan.problems``).
     """
     if state not in STATES:
         raise PlanError("state must be one of %s, not %s" % (", ".join(STATES), state))
@@ -90,7 +91,7 @@ def plan(mset, rows, state="applied", target=None, allow_out_of_order=False, tra
         result.problems.append("%s %s older than the newest applied migration %s; set allow_out_of_order to "
                                "apply out of order" % (", ".join(v + ".sql" for v in late),
                                                        "is" if len(late) == 1 else "are", result.applied[-1]))
-    if state == "status":
+    if state in REPORTS:
         return result
     if result.problems:
         raise PlanError("; ".join(result.problems))

@@ -18,8 +18,9 @@ description:
     and reports C(changed) only when it changed something.
   - Rolls applied migrations back newest first with their C(rollback/NNN_name.sql) scripts, or only reports
     what is applied and pending.
-  - The migration set is read on the controller, so the module works unchanged when it runs on the database
-    host over SSH and when it is delegated to the controller.
+  - The migration set is read and parsed on the controller with PostgreSQL's own parser (pglast), so the module
+    works unchanged when it runs on the database host over SSH and when it is delegated to the controller, and a
+    file that cannot run as written fails the task before it connects, naming file and line.
   - Every precondition (C(check/NNN_name.sql)) of every pending migration runs, read-only, before the first
     change. A migration whose verification (C(verify/NNN_name.sql)) fails is never committed.
   - A run holds a PostgreSQL advisory lock keyed on the database and the history table, so no migration is
@@ -44,9 +45,13 @@ options:
       - V(applied) applies pending migrations up to O(target).
       - V(rolled_back) runs rollback scripts newest first down to, but not including, O(target);
         O(target=none) rolls back the whole set.
-      - V(status) only reports what is applied and pending, and problems such as changed files.
+      - V(status) only reports what is applied and pending, what a rollout of the pending migrations needs
+        (rollback scripts, the tables they touch, their preconditions) and what the last run did.
+      - V(verified) runs every applied migration's verification and the set's C(verify/set.sql) (when nothing is
+        pending), each in a transaction that is always rolled back, and fails naming each one that failed.
+        Nothing changes.
     type: str
-    choices: [applied, rolled_back, status]
+    choices: [applied, rolled_back, status, verified]
     default: applied
   target:
     description:
@@ -102,7 +107,7 @@ options:
     type: bool
     default: false
   verify:
-    description: Run each migration's verification script inside its transaction, and the set's C(verify.sql).
+    description: Run each migration's verification script inside its transaction, and the set's C(verify/set.sql) when the run completes the set.
     type: bool
     default: true
   rehearse:
@@ -113,8 +118,18 @@ options:
       - Ignored outside check mode.
     type: bool
     default: false
+  check_preconditions:
+    description:
+      - With O(state=status), run each pending migration's precondition (C(check/NNN_name.sql)) read-only in a
+        transaction that is rolled back, and report them in RV(preconditions).
+      - V(state=applied) always runs them before the first change.
+    type: bool
+    default: true
   run_id:
-    description: Identifier of this rollout run, recorded on each history row. Generated when omitted.
+    description:
+      - Identifier of this rollout run, recorded on each history row. Generated when omitted with
+        O(state=applied) or O(state=rolled_back).
+      - With O(state=status), the run whose history changes to report in RV(run_changes).
     type: str
   change_ticket:
     description: The change ticket this run is done under, recorded on each history row.
@@ -126,10 +141,10 @@ options:
     description: Name of the database to migrate.
     type: str
     required: true
-  _migration_files:
+  _migration_set:
     description:
-      - Set by the module's action plugin to the set's files as read on the controller. Setting it in a task
-        is an error.
+      - Set by the module's action plugin to the set's statements as parsed on the controller. Setting it in a
+        task is an error.
     type: dict
 attributes:
   check_mode:
@@ -306,6 +321,95 @@ notices:
   returned: always
   type: list
   elements: str
+missing_rollbacks:
+  description: Pending versions that have no rollback script.
+  returned: when O(state=status)
+  type: list
+  elements: str
+pending_tables:
+  description:
+    - For each pending version, the sorted schema-qualified relations its migration's statements name, as
+      PostgreSQL's parser reads them on the controller. Unqualified names are taken to be in C(public); relations
+      named only inside function bodies or DO blocks are not listed.
+  returned: when O(state=status)
+  type: dict
+  sample: {"003_add_api_keys_table": ["public.api_key_usage", "public.api_keys", "public.companies"]}
+preconditions:
+  description: Each pending migration's precondition, run read-only and rolled back (empty without O(check_preconditions)).
+  returned: when O(state=status)
+  type: list
+  elements: dict
+  contains:
+    version:
+      description: The pending migration.
+      type: str
+    ok:
+      description: Whether the precondition holds.
+      type: bool
+    msg:
+      description: What failed (file, statement, line, PostgreSQL's message), or that it holds.
+      type: str
+last_run:
+  description: The newest run that applied or rolled back migrations of this set, or null.
+  returned: when O(state=status)
+  type: dict
+  contains:
+    run_id:
+      description: The run's identifier.
+      type: str
+    change_ticket:
+      description: The change ticket it cited.
+      type: str
+    applied_by:
+      description: Who ran it.
+      type: str
+    finished_at:
+      description: When its last change was made, ISO 8601 UTC.
+      type: str
+    versions:
+      description: The versions it applied or rolled back, in order.
+      type: list
+      elements: str
+    actions:
+      description: V(applied) or V(rolled_back) for each of RV(last_run.versions).
+      type: list
+      elements: str
+run_changes:
+  description: The history rows run O(run_id) added (V(applied)) or removed (V(rolled_back)), in order.
+  returned: when O(state=status) and O(run_id) is set
+  type: list
+  elements: dict
+  contains:
+    version:
+      description: The migration.
+      type: str
+    action:
+      description: V(applied) or V(rolled_back).
+      type: str
+    at:
+      description: When, ISO 8601 UTC.
+      type: str
+    checksum:
+      description: sha256 of the script that ran (the rollback script's for V(rolled_back)).
+      type: str
+    migration_set:
+      description: The set the migration belongs to.
+      type: str
+verifications:
+  description: Each verification run by O(state=verified).
+  returned: when O(state=verified)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The verification script, e.g. C(verify/001_add_tenant_routing.sql) or C(verify/set.sql).
+      type: str
+    ok:
+      description: Whether it passed.
+      type: bool
+    msg:
+      description: What failed (statement, line, PostgreSQL's message), or that it passed.
+      type: str
 """
 
 import traceback
@@ -318,9 +422,7 @@ from ansible_collections.community.postgresql.plugins.module_utils.postgres impo
 )
 from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import (
     MigrationSetError,
-    decode_tree,
-    load_set,
-    parse_set,
+    from_wire,
 )
 from ansible_collections.teei.db_rollout.plugins.module_utils.history import HistoryTable, HistoryTableError
 from ansible_collections.teei.db_rollout.plugins.module_utils.executor import (
@@ -346,7 +448,7 @@ def argument_spec():
     spec.update(
         path=dict(type="path", required=True),
         set_name=dict(type="str"),
-        state=dict(type="str", default="applied", choices=["applied", "rolled_back", "status"]),
+        state=dict(type="str", default="applied", choices=["applied", "rolled_back", "status", "verified"]),
         target=dict(type="str"),
         transaction=dict(type="str", default="per_migration", choices=["per_migration", "all"]),
         history_table=dict(type="str", default="public.schema_migrations"),
@@ -358,12 +460,13 @@ def argument_spec():
         allow_out_of_order=dict(type="bool", default=False),
         verify=dict(type="bool", default=True),
         rehearse=dict(type="bool", default=False),
+        check_preconditions=dict(type="bool", default=True),
         run_id=dict(type="str"),
         change_ticket=dict(type="str"),
         applied_by=dict(type="str"),
         login_db=dict(type="str", required=True),
-        # Set by the action plugin: the set's files as read on the controller.
-        _migration_files=dict(type="dict"),
+        # Set by the action plugin: the set's statements as parsed on the controller.
+        _migration_set=dict(type="dict"),
     )
     return spec
 
@@ -374,10 +477,10 @@ def main():
         module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
     params = module.params
     try:
-        if params["_migration_files"] is not None:
-            mset = parse_set(params["set_name"], decode_tree(params["_migration_files"]))
-        else:
-            mset = load_set(params["path"], params["set_name"])
+        if params["_migration_set"] is None:
+            module.fail_json(msg="teei.db_rollout.pg_migrate runs through its action plugin, which reads and parses "
+                                 "the set on the controller; it cannot be run as a bare module")
+        mset = from_wire(params["set_name"], params["_migration_set"])
         history = HistoryTable(params["history_table"])
         options = RunOptions(
             state=params["state"], target=params["target"], transaction=params["transaction"],
@@ -386,7 +489,7 @@ def main():
             lock_retries=params["lock_retries"], lock_retry_delay=params["lock_retry_delay"],
             run_lock_timeout=params["run_lock_timeout"], allow_out_of_order=params["allow_out_of_order"],
             run_id=params["run_id"], change_ticket=params["change_ticket"], applied_by=params["applied_by"],
-            engine="teei.db_rollout.pg_migrate")
+            engine="teei.db_rollout.pg_migrate", check_preconditions=params["check_preconditions"])
     except (MigrationSetError, HistoryTableError, ValueError) as exc:
         module.fail_json(msg=str(exc))
 

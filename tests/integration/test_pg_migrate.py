@@ -12,26 +12,13 @@ import time
 
 import pytest
 
+from _engine import make_set, schema_without_engine_tables
 from conftest import ROOT, ansible_env, run_playbook, write_inventory
 
 HISTORY_COLUMNS = "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute " \
                   "WHERE attrelid = 'public.schema_migrations'::regclass AND attnum > 0 AND NOT attisdropped"
 EARLIER_ROWS = "SELECT string_agg(version || '@' || applied_at, ';' ORDER BY version) FROM schema_migrations " \
                "WHERE version LIKE 'phase_%'"
-
-
-def make_set(base, files, name="phase_t"):
-    """Write {relative path: text or bytes} as a migration set; return its path."""
-    root = base / name
-    root.mkdir(exist_ok=True)
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    return str(root)
 
 
 BASIC = {
@@ -102,7 +89,7 @@ def test_runbook_history_table_keeps_its_columns_and_earlier_rows(db, tmp_path):
 def test_creates_a_missing_history_table(db, tmp_path):
     result, proc = db.pg_migrate(path=make_set(tmp_path, BASIC), history_table="rollout.history")
     assert proc.returncode == 0, result
-    assert result["history_changes"] == ["created rollout.history"]
+    assert result["history_changes"] == ["created rollout.history", "created rollout.history_log"]
     assert db.versions("rollout.history") == ["001_create_widgets", "002_add_colour", "003_add_gadgets"]
 
 
@@ -306,15 +293,14 @@ def test_rollback_to_a_target_runs_rollbacks_newest_first(db, tmp_path):
 
 
 def test_rollback_to_none_restores_the_schema(db, tmp_path):
-    from conftest import strip_history_table
-    before = strip_history_table(db.schema())
+    before = schema_without_engine_tables(db)
     path = make_set(tmp_path, BASIC)
     db.pg_migrate(path=path)
     result, proc = db.pg_migrate(path=path, state="rolled_back", target="none")
     assert proc.returncode == 0, result
     assert result["current_version"] is None
     assert set_versions(db) == []
-    assert strip_history_table(db.schema()) == before
+    assert schema_without_engine_tables(db) == before
 
 
 def test_rollback_in_check_mode_changes_nothing(db, tmp_path):
@@ -599,15 +585,22 @@ def test_invalid_index_left_by_an_interrupted_build_is_rebuilt(db, tmp_path):
 
 # ---------------------------------------------------------------- through a playbook and role
 
-def test_rollout_playbook_runs_the_migrate_role(db, tmp_path):
+def test_migrate_role_applies_the_set_and_registers_migrate_result(db, tmp_path):
     inventory = write_inventory(tmp_path / "hosts.yml", db)
-    data, proc = run_playbook("playbooks/rollout.yml", inventory=inventory,
-                              extra_vars={"migrate_path": make_set(tmp_path, BASIC),
-                                          "migrate_change_ticket": "CHG-7"})
+    playbook = tmp_path / "migrate.yml"
+    playbook.write_text("- hosts: databases\n  gather_facts: false\n  roles:\n    - teei.db_rollout.migrate\n"
+                        "  post_tasks:\n    - name: Show the result\n      ansible.builtin.debug:\n"
+                        "        var: migrate_result.applied\n")
+    data, proc = run_playbook(str(playbook), inventory=inventory,
+                              extra_vars={"migrate_path": make_set(tmp_path, BASIC), "change_ticket": "CHG-7",
+                                          "rollout_run_id": "run-role"})
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert data["stats"]["testdb"]["changed"] >= 1
+    shown = data["plays"][0]["tasks"][-1]["hosts"]["testdb"]["migrate_result.applied"]
+    assert shown == ["001_create_widgets", "002_add_colour", "003_add_gadgets"]
     assert set_versions(db) == ["001_create_widgets", "002_add_colour", "003_add_gadgets"]
-    assert db.psql("SELECT DISTINCT change_ticket FROM schema_migrations WHERE migration_set = 'phase_t'") == "CHG-7"
+    assert db.psql("SELECT DISTINCT change_ticket || '/' || run_id FROM schema_migrations "
+                   "WHERE migration_set = 'phase_t'") == "CHG-7/run-role"
 
 
 def test_failed_rollback_batch_with_transaction_all_rolls_nothing_back(db, tmp_path):

@@ -10,7 +10,8 @@ import psycopg2
 import pytest
 
 import pgcluster
-from conftest import ROOT, Database, strip_history_table
+from _engine import schema_without_engine_tables
+from conftest import ROOT, Database
 
 PHASE_C = os.path.join(ROOT, "migrations", "phase_c")
 DATA = os.path.join(ROOT, "tests", "integration", "data")
@@ -53,11 +54,11 @@ def slugs(db):
 
 def test_phase_c_applies_verifies_and_rolls_back_to_the_fixture_schema(messy_db):
     db = messy_db
-    fixture_schema = strip_history_table(db.schema())
+    fixture_schema = schema_without_engine_tables(db)
 
     result, proc = phase_c(db, target="003_add_api_keys_table", change_ticket="CHG-PHASE-C")
     assert proc.returncode == 0, result.get("msg")
-    at_003 = strip_history_table(db.schema())
+    at_003 = schema_without_engine_tables(db)
 
     result, proc = phase_c(db, change_ticket="CHG-PHASE-C")
     assert proc.returncode == 0, result.get("msg")
@@ -72,7 +73,7 @@ def test_phase_c_applies_verifies_and_rolls_back_to_the_fixture_schema(messy_db)
     assert proc.returncode == 0, result.get("msg")
     assert result["rolled_back"] == VERSIONS[::-1]
     assert applied(db) == []
-    assert strip_history_table(db.schema()) == fixture_schema
+    assert schema_without_engine_tables(db) == fixture_schema
 
     result, proc = phase_c(db)
     assert proc.returncode == 0, result.get("msg")
@@ -81,7 +82,7 @@ def test_phase_c_applies_verifies_and_rolls_back_to_the_fixture_schema(messy_db)
     result, proc = phase_c(db, state="rolled_back", target="003_add_api_keys_table")
     assert proc.returncode == 0, result.get("msg")
     assert result["rolled_back"] == VERSIONS[:2:-1]
-    assert strip_history_table(db.schema()) == at_003
+    assert schema_without_engine_tables(db) == at_003
 
     result, proc = phase_c(db)
     assert proc.returncode == 0, result.get("msg")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import parse_set
+from ansible_collections.teei.db_rollout.plugins.plugin_utils.sqlparse import parse_tree as parse_set
 from ansible_collections.teei.db_rollout.plugins.module_utils.planning import HistoryRow, PlanError, plan
 
 FILES = dict(("%03d_m%d.sql" % (i, i), ("SELECT %d;" % i).encode()) for i in range(1, 5))
