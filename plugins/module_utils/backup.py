@@ -59,6 +59,7 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _TOOL_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 _TOC_TABLE = re.compile(r"^\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)\s")
 NO_SPACE = "No space left on device"
+LOCK_NOT_AVAILABLE = "55P03"
 
 # Tables whose rows a backup carries: ordinary and partitioned tables outside the
 # system schemas that no extension owns.
@@ -550,6 +551,10 @@ def _drop_database(conn, name):
     _execute(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % quote_ident(name))
 
 
+def _rename_database(conn, name, new_name):
+    _execute(conn, "ALTER DATABASE %s RENAME TO %s" % (quote_ident(name), quote_ident(new_name)))
+
+
 def _create_database(conn, name, manifest=None, owner_exists=False):
     sql = "CREATE DATABASE %s TEMPLATE template0" % quote_ident(name)
     if manifest and manifest.get("encoding"):
@@ -703,8 +708,14 @@ class Backup(object):
             _execute(snap, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot = _rows(snap, "SELECT pg_catalog.pg_export_snapshot()")[0][0]
             tables = list_tables(snap)
-            version = history_version(snap, opts.history_table)
-            counts = row_counts(snap, tables) if opts.verify_restore else None
+            try:
+                version = history_version(snap, opts.history_table)
+                counts = row_counts(snap, tables) if opts.verify_restore else None
+            except Exception as exc:  # the driver's error class is the module's business; its SQLSTATE is ours
+                if getattr(exc, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                    raise
+                raise BackupError("a table of %s stayed locked past lock_wait_timeout %s (%s): nothing was backed up"
+                                  % (opts.database, opts.lock_wait_timeout, str(exc).strip().splitlines()[0]))
             self._dump(tools, pg_dump_argv(tools.bindir, opts.fmt, dump_path, opts.lock_wait_timeout, opts.jobs,
                                            snapshot), dump_path)
             _execute(snap, "COMMIT")
@@ -889,39 +900,40 @@ class Restore(object):
         return rows[0][0] if rows else None
 
     def _restore(self, maint, tools, manifest, dump_path, database, allowed_before, result):
+        """Restore into a staging database, then give it the target's name; on any failure drop the
+        staging database and give the target back its name and connections."""
         opts = self.opts
+        existed = allowed_before is not None
         staging = scratch_name(database, "restore")
+        replaced = scratch_name(database, "replaced") if existed else None
         owner_exists = bool(manifest.get("owner")) and bool(
             _rows(maint, "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s", (manifest["owner"],)))
-        if allowed_before is not None:
+        if existed:
             # Keep the application out while the restore runs.
             _execute(maint, "ALTER DATABASE %s ALLOW_CONNECTIONS false" % quote_ident(database))
             self._terminate(maint, database)
+        renamed_away = False
         try:
             _create_database(maint, staging, manifest, owner_exists)
-            try:
-                tools.restore(dump_path, staging, jobs=opts.jobs, no_owner=opts.no_owner)
-                self._check_restored(staging, manifest)
-            except BaseException:
-                _drop_database(maint, staging)
-                raise
+            tools.restore(dump_path, staging, jobs=opts.jobs, no_owner=opts.no_owner)
+            self._check_restored(staging, manifest)
+            if existed:
+                self._terminate(maint, database)
+                _rename_database(maint, database, replaced)
+                renamed_away = True
+            _rename_database(maint, staging, database)
         except BaseException:
+            _drop_database(maint, staging)
+            if renamed_away:
+                _rename_database(maint, replaced, database)
             if allowed_before:
                 _execute(maint, "ALTER DATABASE %s ALLOW_CONNECTIONS true" % quote_ident(database))
             raise
-        replaced = None
-        if allowed_before is not None:
-            replaced = scratch_name(database, "replaced")
-            self._terminate(maint, database)
-            _execute(maint, "ALTER DATABASE %s RENAME TO %s" % (quote_ident(database), quote_ident(replaced)))
-        _execute(maint, "ALTER DATABASE %s RENAME TO %s" % (quote_ident(staging), quote_ident(database)))
-        if replaced and not opts.keep_replaced:
+        if existed and not opts.keep_replaced:
             _drop_database(maint, replaced)
-        result.update(changed=True, replaced=allowed_before is not None, replaced_kept_as=replaced
-                      if opts.keep_replaced else None,
+        result.update(changed=True, replaced=existed, replaced_kept_as=replaced if opts.keep_replaced else None,
                       msg="restored %s into %s%s" % (dump_path, database,
-                                                     " (replacing the database that was there)"
-                                                     if allowed_before is not None else ""))
+                                                     " (replacing the database that was there)" if existed else ""))
 
     @staticmethod
     def _terminate(conn, database):

@@ -290,6 +290,8 @@ def main():
         result = Backup(connect, client, options).run()
     except (BackupError, HistoryTableError) as exc:
         module.fail_json(msg=getattr(exc, "msg", str(exc)), **failed_backup_result(getattr(exc, "result", {})))
+    except psycopg2.Error as exc:
+        module.fail_json(msg="PostgreSQL refused the backup: %s" % str(exc).strip(), **failed_backup_result({}))
     module.exit_json(**result)
 
 

@@ -197,6 +197,9 @@ def main():
         result.update(exc.result)
         result["changed"] = False
         module.fail_json(msg=exc.msg, **result)
+    except psycopg2.Error as exc:
+        result["changed"] = False
+        module.fail_json(msg="PostgreSQL refused the restore: %s" % str(exc).strip(), **result)
     module.exit_json(**result)
 
 

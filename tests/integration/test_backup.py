@@ -278,3 +278,28 @@ def test_backup_on_the_database_host_over_the_unix_socket_as_postgres(password_d
     assert mode(result["directory"]) == "0o700" and mode(result["path"]) == "0o600"
     assert manifest_of(result)["source"].startswith("postgres@%s:" % db.cluster.socketdir)
     assert state(db) == before
+
+
+def test_a_locked_history_table_fails_within_the_lock_wait_timeout(password_db, backup_dir, tmp_path):
+    db = password_db
+    holder = db.connect()
+    holder.autocommit = False
+    try:
+        holder.cursor().execute("LOCK TABLE schema_migrations IN ACCESS EXCLUSIVE MODE")
+        inv = inventory(tmp_path / "inv.yml", db, backup_dir=str(backup_dir), backup_lock_wait_timeout="1s")
+        result, proc = backup(inv)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert proc.returncode != 0
+    assert result["msg"].startswith("a table of %s stayed locked past lock_wait_timeout 1s" % db.name)
+    assert os.listdir(str(backup_dir)) == []
+
+
+def test_without_a_history_table_the_manifest_records_no_migration_version(password_db, backup_dir, tmp_path):
+    db = password_db
+    db.psql("DROP TABLE schema_migrations")
+    inv = inventory(tmp_path / "inv.yml", db, backup_dir=str(backup_dir))
+    result, proc = backup(inv)
+    assert proc.returncode == 0, result.get("msg")
+    assert result["migration_version"] is None and manifest_of(result)["migration_version"] is None

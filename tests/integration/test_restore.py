@@ -9,9 +9,9 @@ import uuid
 import psycopg2
 import pytest
 
-from _backup import (backup, databases, inventory, on_db_host, postgres_owned_dir, restore,  # noqa: F401
-                     row_counts, state)
-from conftest import ROOT, Database
+from _backup import (RESTORE_PLAYBOOK, RESTORE_TASK, backup, databases, inventory, on_db_host,  # noqa: F401
+                     postgres_owned_dir, restore, row_counts, state, task_result)
+from conftest import ROOT, Database, run_playbook
 
 PHASE_C = os.path.join(ROOT, "migrations", "phase_c")
 
@@ -150,3 +150,15 @@ def test_restore_on_the_database_host_over_the_unix_socket_as_postgres(password_
     assert proc.returncode == 0, restored.get("msg")
     assert restored["sha256_ok"] is True and restored["from"] == taken["path"]
     assert state(other_db) == state(db)
+
+
+def test_check_mode_checks_the_backup_and_changes_nothing(password_db, taken):
+    db = password_db
+    add_marker(db)
+    before, before_dbs = state(db), databases(db.cluster)
+    data, proc = run_playbook(RESTORE_PLAYBOOK, inventory=taken["inv"], check=True,
+                              extra_vars={"restore_from": taken["result"]["path"], "restore_overwrite": True})
+    restored = task_result(data, RESTORE_TASK)
+    assert proc.returncode == 0 and restored["changed"] is True and restored["sha256_ok"] is True
+    assert restored["msg"] == "would restore %s into %s" % (taken["result"]["path"], db.name)
+    assert state(db) == before and databases(db.cluster) == before_dbs
