@@ -1,63 +1,52 @@
-"""What the default scenario guarantees once converge and the idempotence run
-are done: the set is applied, recorded, and nothing else changed. Each test
-reads the database with psql on the host under test."""
+"""default: after the rollout and a second converge that found nothing pending, the
+database is at Phase C's last version with the runbook's objects, every history row
+carries the first run's id, the one backup is private and matches its manifest, the
+application role works, and both runs left a record."""
 
-import hashlib
-import os
+import rollout_checks as checks
 
-from testinfra_pg import DATABASES, EARLIER_PHASES
-
-testinfra_hosts = DATABASES
-
-SET_NAME = "molecule_smoke"
-SET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "files", SET_NAME)
-VERSIONS = ["001_create_feature_flags", "002_add_feature_flags_rollout_percent"]
+testinfra_hosts = ["databases"]
 
 
-def test_001_created_the_feature_flags_table(db):
-    assert db.rows("SELECT column_name, data_type, is_nullable FROM information_schema.columns"
-                   " WHERE table_schema = 'public' AND table_name = 'feature_flags'"
-                   " AND column_name <> 'rollout_percent' ORDER BY ordinal_position") == [
-        ("id", "bigint", "NO"),
-        ("company_id", "uuid", "NO"),
-        ("name", "character varying", "NO"),
-        ("enabled", "boolean", "NO"),
-        ("created_at", "timestamp with time zone", "NO"),
-    ]
+def test_history_holds_the_six_migrations_of_the_first_run(instance, run_records):
+    checks.assert_history_is_one_run(instance, checks.PHASE_C_VERSIONS, run_records[0]["run_id"])
 
 
-def test_002_added_the_rollout_percent_column_with_its_check(db):
-    assert db.rows("SELECT data_type, is_nullable, column_default FROM information_schema.columns"
-                   " WHERE table_schema = 'public' AND table_name = 'feature_flags'"
-                   " AND column_name = 'rollout_percent'") == [("smallint", "NO", "0")]
-    assert db.value("SELECT pg_get_constraintdef(oid) FROM pg_constraint"
-                    " WHERE conname = 'feature_flags_rollout_percent_range'") == \
-        "CHECK (((rollout_percent >= 0) AND (rollout_percent <= 100)))"
+def test_history_checksums_are_those_of_the_migration_files(instance):
+    checks.assert_checksums_are_those_of_the_files(instance)
 
 
-def test_each_migration_of_the_set_has_its_history_row(db):
-    assert db.rows("SELECT version, checksum IS NOT NULL, migration_set, engine"
-                   " FROM public.schema_migrations WHERE migration_set IS NOT NULL ORDER BY version") == [
-        (version, "t", SET_NAME, "teei.db_rollout.pg_migrate") for version in VERSIONS]
+def test_earlier_phase_rows_are_untouched(instance):
+    checks.assert_earlier_phases_untouched(instance)
 
 
-def test_history_checksums_are_the_sha256_of_the_migration_files(db):
-    recorded = dict(db.rows("SELECT version, checksum FROM public.schema_migrations"
-                            " WHERE migration_set = '%s'" % SET_NAME))
-    for version in VERSIONS:
-        with open(os.path.join(SET_DIR, version + ".sql"), "rb") as handle:
-            assert recorded[version] == hashlib.sha256(handle.read()).hexdigest(), version
+def test_runbook_validation_finds_every_phase_c_object(instance):
+    checks.assert_runbook_validation(instance)
 
 
-def test_converge_applied_the_set_in_one_run(db):
-    assert db.value("SELECT count(DISTINCT run_id) FROM public.schema_migrations"
-                    " WHERE migration_set = '%s'" % SET_NAME) == "1"
+def test_maintenance_is_off_and_the_application_works(instance, run_records):
+    checks.assert_maintenance_off(instance, checks.record_entry(run_records[0], instance.name))
+    checks.assert_app_can_work(instance)
 
 
-def test_earlier_phase_rows_are_untouched(db):
-    assert db.earlier_phase_rows() == [(version, applied_at, "0") for version, applied_at in EARLIER_PHASES]
+def test_the_one_backup_is_private_and_matches_its_manifest(instance, run_records):
+    backup = checks.record_entry(run_records[0], instance.name)["results"]["backup_result"]
+    checks.assert_private_backup(backup)
+    assert checks.backup_dirs() == [backup["directory"]]
 
 
-def test_history_holds_only_the_earlier_phases_and_the_set(db):
-    assert [row[0] for row in db.rows("SELECT version FROM public.schema_migrations ORDER BY version")] == \
-        sorted([version for version, _ in EARLIER_PHASES] + VERSIONS)
+def test_each_converge_wrote_a_valid_record(run_records):
+    assert [record["outcome"]["status"] for record in run_records] == ["succeeded", "succeeded"]
+    for record in run_records:
+        checks.assert_valid_record(record)
+
+
+def test_first_record_says_the_database_moved_through_the_whole_set(instance, run_records):
+    entry = checks.record_entry(run_records[0], instance.name)
+    checks.assert_record_moved(entry, None, checks.PHASE_C_VERSIONS[-1], "applied", checks.PHASE_C_VERSIONS)
+
+
+def test_second_record_says_nothing_was_pending_and_took_no_backup(instance, run_records):
+    entry = checks.record_entry(run_records[1], instance.name)
+    assert (entry["outcome"], entry["reason"]) == ("stayed", "nothing pending"), entry
+    assert "backup_result" not in entry["results"] and "maintenance_result" not in entry["results"]
