@@ -15,11 +15,21 @@ import pytest
 
 from _backup import (BACKUP_TASK, backup, databases, inventory, mode, on_db_host, pg_restore_list,  # noqa: F401
                      postgres_owned_dir, row_counts, state, task_result)
-from conftest import ROOT, ansible_env, run_module, run_playbook
+from conftest import ROOT, ansible_env, run_playbook
 
 from ansible_collections.teei.db_rollout.plugins.module_utils import backup as bk
 
 RUN_ID = "20261202T220000Z-test"
+MARK_RUN_FAILED_PLAYBOOK = """
+- name: Mark the backup of a failed run
+  hosts: databases
+  gather_facts: false
+  tasks:
+    - name: Keep this run's backup for good
+      ansible.builtin.include_role:
+        name: teei.db_rollout.backup
+        tasks_from: mark_run_failed
+"""
 
 
 @pytest.fixture
@@ -183,9 +193,12 @@ def test_retention_keeps_the_newest_and_the_backup_of_a_failed_run(password_db, 
         results[run], proc = backup(inv, extra_vars={"rollout_run_id": run})
         assert proc.returncode == 0, results[run].get("msg")
         if run == "r1":
-            marked, proc = run_module("teei.db_rollout.pg_backup", dict(
-                state="run_failed", manifest=results[run]["manifest"], reason="rollback scripts failed"))
-            assert proc.returncode == 0 and marked["changed"] is True, marked.get("msg")
+            mark = tmp_path / "mark.yml"
+            mark.write_text(MARK_RUN_FAILED_PLAYBOOK)
+            data, proc = run_playbook(str(mark), inventory=inv, extra_vars={
+                "backup_manifest": results[run]["manifest"], "backup_run_failed_reason": "rollback scripts failed"})
+            assert proc.returncode == 0, proc.stdout[-2000:]
+            assert manifest_of(results[run])["run_failed"] is True
     assert sorted(os.listdir(str(backup_dir))) == ["%s-%s" % (db.name, run) for run in ("r1", "r3", "r4")]
     assert results["r3"]["deleted"] == [] and results["r4"]["deleted"] == [results["r2"]["directory"]]
 
