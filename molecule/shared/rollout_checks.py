@@ -367,11 +367,13 @@ def record_entry(record, host):
 
 def assert_record_moved(entry, before, after, action, versions_in_order, set_dir=PHASE_C_DIR):
     """A database's entry says it moved from ``before`` to ``after`` through ``versions_in_order``,
-    each with ``action`` and the checksum of its file."""
+    each with ``action`` and the checksum of the script that ran (the migration's file when
+    applied, its rollback/ script when rolled back)."""
     assert (entry["outcome"], entry["error"]) == ("moved", None), entry["reason"]
     assert entry["versions"] == dict(before=before, after=after), entry["versions"]
     done = [m for m in entry["migrations"] if m["action"] == action]
     assert [m["version"] for m in done] == versions_in_order, entry["migrations"]
     for migration in done:
-        with open(os.path.join(set_dir, migration["version"] + ".sql"), "rb") as handle:
-            assert migration["checksum"] == hashlib.sha256(handle.read()).hexdigest(), migration
+        script = os.path.join(set_dir, "rollback" if action == "rolled_back" else "", migration["version"] + ".sql")
+        with open(script, "rb") as handle:
+            assert migration["checksum"] == hashlib.sha256(handle.read()).hexdigest(), (script, migration)
