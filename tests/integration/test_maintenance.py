@@ -56,8 +56,12 @@ def test_on_keeps_the_app_out_of_this_database_only_and_off_restores_access_exac
     inventory = write_inventory(tmp_path / "inv.json", db, app_hosts=["web1"], db_user=owner,
                                 maintenance_flag_file=True, maintenance_flag_path=str(flag))
     grant_app_connect(db)
+    # A monitoring role that connects through PUBLIC's default CONNECT and holds TEMP after the
+    # application's item: it keeps connecting, and off must put the items back in this order.
+    monitor = "monitor_" + uuid.uuid4().hex[:8]
+    db.cluster.psql('CREATE ROLE %s LOGIN; GRANT TEMPORARY ON DATABASE "%s" TO %s' % (monitor, db.name, monitor))
     before, other_before = access_state(db), access_state(other_db)
-    assert APP_ROLE + "=c/" + owner in before
+    assert before.index(APP_ROLE + "=c/" + owner) < before.index(monitor + "=T/" + owner)
     session, error = app_connect(db)
     assert error is None
 
@@ -71,7 +75,8 @@ def test_on_keeps_the_app_out_of_this_database_only_and_off_restores_access_exac
     assert result["sessions_terminated"] == 1 and result["sessions_waited"] == 0
     assert (result["method"], result["state"], result["changed"], result["failed"]) == ("connections", "on", True, False)
     assert result["enabled_at"].endswith("Z") and result["disabled_at"] is None
-    for user in (owner, "postgres"):
+    assert result["granted"] == [monitor]
+    for user in (owner, "postgres", monitor):
         conn, error = connect_as(db.cluster, db.name, user)
         assert error is None, error
         conn.close()
@@ -97,12 +102,14 @@ def test_on_keeps_the_app_out_of_this_database_only_and_off_restores_access_exac
     assert proc.returncode == 0 and result["changed"] is False
     assert "nothing recorded" in result["msg"]
     assert access_state(db) == before
+    db.cluster.psql("DROP OWNED BY %s; DROP ROLE %s" % (monitor, monitor))
 
 
 def test_check_mode_changes_nothing_and_on_twice_keeps_the_first_record(db, tmp_path):
     """On a database whose ACL is PostgreSQL's default (NULL): off restores the same privileges
-    written out (no SQL statement brings NULL back), so the effective ACL is compared."""
-    inventory = write_inventory(tmp_path / "inv.json", db)
+    written out (no SQL statement brings NULL back), so the effective ACL is compared. It connects
+    through the cluster's unix socket (db_unix_socket)."""
+    inventory = write_inventory(tmp_path / "inv.json", db, db_unix_socket=db.cluster.socketdir)
     before = access_state(db)
     assert before.startswith("NULL ")
 
