@@ -180,9 +180,9 @@ class CallbackModule(CallbackBase):
             self._write("failed")
 
     def _write(self, status):
+        if self.context is None and not any(log.facts for log in self.logs.values()):
+            return  # not a rollout (no run context, no result fact)
         ordered = self._databases()
-        if self.context is None and not ordered:
-            return
         self.written = True
         context = dict(self.context or {})
         context["playbook"] = context.get("playbook") or self.playbook
