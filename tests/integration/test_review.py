@@ -2,6 +2,8 @@
 locks on this database, graded by the table's size here; policy, acceptance and the timed rehearsal.
 The reviewed database never changes."""
 
+import glob
+import json
 import os
 import subprocess
 import uuid
@@ -95,6 +97,9 @@ def test_phase_c_is_reviewed_with_the_findings_it_really_has(small, tmp_path):
                               extra_vars=dict(review_low_rows=10, review_high_rows=50000))
     assert proc.returncode == 0, proc.stdout[-3000:]
     result = playbook_review_result(data)
+    # (the JSON callback leaves out failed: false; the registered fact has it)
+    assert set(["findings", "max_grade", "stop", "accepted", "predicted_window_seconds", "changed",
+                "msg"]) <= set(result) and result["changed"] is False and result["predicted_window_seconds"] is None
     assert own(result) == sorted([
         ("table-scan-under-lock", "public.companies", "001_add_tenant_routing", "low"),
         ("table-scan-under-lock", "public.sessions", "001_add_tenant_routing", "low"),
@@ -178,28 +183,43 @@ def test_a_long_transaction_on_a_touched_table_is_reported_with_its_pid_and_age(
     assert stats["sessions"][0]["pid"] == pid and stats["oldest_xact_age_seconds"] is not None
 
 
+def recorded_review(record_dir):
+    """review_result as the run record (callback teei.db_rollout.rollout_record) wrote it."""
+    [path] = glob.glob(os.path.join(str(record_dir), "*.json"))
+    with open(path) as handle:
+        record = json.load(handle)
+    os.unlink(path)
+    [database] = record["databases"]
+    return database["results"]["review_result"]
+
+
 def test_production_stops_before_any_change_on_high_and_goes_through_when_accepted(big, tmp_path):
     inventory = write_inventory(tmp_path / "hosts.yml", big)
     playbook = os.path.join(DATA, "review_then_migrate.yml")
+    records = tmp_path / "records"
+    env = dict(ANSIBLE_CALLBACKS_ENABLED="teei.db_rollout.rollout_record", TEEI_ROLLOUT_RECORD_DIR=str(records))
     common = dict(rollout_environment="production", migrate_path=os.path.join(DATA, "index_large"),
                   review_low_rows=10, review_high_rows=50000)
     before = big.schema()
-    data, proc = run_playbook(playbook, inventory, extra_vars=common)
+    data, proc = run_playbook(playbook, inventory, extra_vars=common, env=env)
     assert proc.returncode != 0
     result = playbook_review_result(data)
     assert (result["stop"], result["max_open_grade"], result["stop_at"]) == (True, "high", "high")
     assert big.schema() == before
     assert "001_index_sessions_expires_at" not in big.versions()
+    assert recorded_review(records)["stop"] is True
     reason = "CHG-4711: sessions index built in the booked window; the application is in maintenance"
     accept = [{"rule": "table-scan-under-lock", "table": "public.sessions", "reason": reason}]
-    data, proc = run_playbook(playbook, inventory, extra_vars=dict(common, review_accept=accept))
+    data, proc = run_playbook(playbook, inventory, extra_vars=dict(common, review_accept=accept), env=env)
     assert proc.returncode == 0, proc.stdout[-3000:]
     result = playbook_review_result(data)
     assert result["stop"] is False and result["max_grade"] == "high"
-    assert result["accepted"] == [{"rule": "table-scan-under-lock", "table": "public.sessions",
-                                   "version": "001_index_sessions_expires_at", "line": 3, "grade": "high",
-                                   "reason": reason}]
+    accepted = [{"rule": "table-scan-under-lock", "table": "public.sessions", "version": "001_index_sessions_expires_at",
+                 "line": 3, "grade": "high", "reason": reason}]
+    assert result["accepted"] == accepted
     assert reason in result["summary_markdown"]
+    recorded = recorded_review(records)
+    assert recorded["accepted"] == accepted and recorded["stop"] is False
     assert big.scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'sessions_expires_at'") == "1"
     assert "001_index_sessions_expires_at" in big.versions()
 
@@ -271,6 +291,13 @@ def test_every_bad_input_is_one_clear_error_and_changes_nothing(small, tmp_path)
     for result, (args, message) in zip(results, BAD_INPUTS):
         assert result.get("failed") and message in result["msg"], (args, result.get("msg"))
     assert small.schema() == before and small.scalar("SELECT count(*) FROM pg_database") == databases
+
+
+def test_review_connects_through_a_unix_socket(small):
+    module_args = dict(small.login_args(), login_host=small.cluster.socketdir, path=os.path.join(DATA, "rewrite"))
+    result = run_module("teei.db_rollout.pg_review", module_args)[0]
+    assert not result.get("failed"), result.get("msg")
+    assert own(result) == [("table-rewrite", "public.users", "001_users_name_to_text", "info")]
 
 
 def test_the_password_never_shows(password_db):
