@@ -19,7 +19,7 @@ from ansible_collections.teei.db_rollout.plugins.plugin_utils.review_grade impor
     THRESHOLDS,
     ReviewPolicyError,
     Thresholds,
-    apply_policy,
+    validate_policy,
 )
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.review_parse import ReviewParseError
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.review_squawk import SquawkError
@@ -51,7 +51,7 @@ class ActionModule(ActionBase):
                           stop_at=args.get("stop_at") or "high", accept=args.get("accept") or [],
                           squawk_exclude=args.get("squawk_exclude") or [],
                           squawk_grade=args.get("squawk_grade") or "info")
-            apply_policy([], policy["accept"], policy["stop_at"])
+            validate_policy(policy["accept"], policy["stop_at"])
             mset = load_set(path)
             analyses, module_plan = plan(mset)
         except (ReviewPolicyError, MigrationSetError, ReviewParseError, OSError) as exc:

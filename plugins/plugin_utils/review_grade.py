@@ -295,14 +295,19 @@ def _matches(entry, finding):
     return name_key(entry["table"]) == name_key(finding["table"])
 
 
+def validate_policy(accept, stop_at):
+    """The accepted findings, checked, or ReviewPolicyError naming the bad entry or stop grade."""
+    if stop_at not in STOP_AT:
+        raise ReviewPolicyError("the stop grade must be one of %s, not %r" % (", ".join(STOP_AT), stop_at))
+    return validate_accept(accept)
+
+
 def apply_policy(found, accept=None, stop_at="high"):
     """Mark accepted findings; return the policy's verdict.
 
     {accepted: [finding + reason], unused_accepts: [entry], max_grade, max_open_grade, stop, stop_at}
     """
-    if stop_at not in STOP_AT:
-        raise ReviewPolicyError("the stop grade must be one of %s, not %r" % (", ".join(STOP_AT), stop_at))
-    entries = validate_accept(accept)
+    entries = validate_policy(accept, stop_at)
     used = set()
     accepted = []
     for finding in found:
