@@ -16,8 +16,8 @@ description:
     C(review_result), C(backup_result), C(maintenance_result), C(migrate_result), C(verify_result),
     C(restore_result)), whether registered or set with C(ansible.builtin.set_fact), every failed task with its
     message, unreachable hosts, and the run context fact C(rollout_run) that the C(teei.db_rollout.record) role sets.
-  - When the playbook ends, also when a task failed outside a block, a variable was undefined or a wave of a
-    C(serial) play stopped the run, it writes the run record (JSON, valid against the collection's schema) and
+  - When the playbook ends, also when a task failed outside a block, a variable was undefined, a wave of a
+    C(serial) play stopped the run, or Ansible itself stopped the playbook (then at exit), it writes the run record (JSON, valid against the collection's schema) and
     its Markdown summary into the run's record directory (files 0600, directory 0700), then prints
     the line C(Run record) and the JSON file's path as the last line.
   - Nothing else from the host variables gets in. Keys that look like a password, secret or token are dropped,
@@ -58,6 +58,9 @@ from ansible.plugins.callback import CallbackBase
 from ansible.release import __version__ as ansible_core_version
 
 from ansible_collections.teei.db_rollout.plugins.plugin_utils import run_record
+
+
+STOPPED = "Ansible stopped the playbook without its final statistics (an error outside any task; see its output)"
 
 
 class CallbackModule(CallbackBase):
@@ -177,9 +180,9 @@ class CallbackModule(CallbackBase):
         if not self.written:
             for log in self.logs.values():
                 log.failed = any(not error["ignored"] for error in log.errors)
-            self._write("failed")
+            self._write("failed", message=STOPPED)
 
-    def _write(self, status):
+    def _write(self, status, message=None):
         if self.context is None and not any(log.facts for log in self.logs.values()):
             return  # not a rollout (no run context, no result fact)
         ordered = self._databases()
@@ -194,7 +197,8 @@ class CallbackModule(CallbackBase):
         record = run_record.build_record(
             context, [self._log_for(name) for name in ordered], status,
             check_mode=bool(ansible_context.CLIARGS.get("check")), ansible_core=ansible_core_version,
-            collection=run_record.collection_version(), written_by="callback", secrets=self._secrets(ordered))
+            collection=run_record.collection_version(), written_by="callback", secrets=self._secrets(ordered),
+            message=message)
         problems = run_record.validate(record)
         if problems:
             self._display.warning("The run record does not match its schema: %s" % "; ".join(problems))

@@ -268,10 +268,11 @@ def _database(log, check_mode, run_failed, secrets):
 
 
 def build_record(context, logs, status, check_mode=False, ansible_core=None, collection=None, written_by="callback",
-                 ended_at=None, secrets=()):
+                 ended_at=None, secrets=(), message=None):
     """The run record (schema_version 1) of a run from its context and its hosts' logs.
 
-    status is running (the run has started), succeeded or failed; logs are HostLog objects in run order.
+    status is running (the run has started), succeeded or failed; logs are HostLog objects in run order;
+    message says what happened to the run as a whole when no database says it.
     """
     if status not in ("running", "succeeded", "failed"):
         raise ValueError("status must be running, succeeded or failed, not %r" % (status,))
@@ -295,7 +296,7 @@ def build_record(context, logs, status, check_mode=False, ansible_core=None, col
         check_mode=bool(check_mode),
         versions=dict(ansible_core=ansible_core, collection=collection),
         written_by=written_by,
-        outcome=dict(status=status,
+        outcome=dict(status=status, message=scrub(message, secrets),
                      failed_hosts=[db["host"] for db in databases if db["outcome"] == "failed"],
                      unreachable_hosts=[db["host"] for db in databases
                                         if any(e["unreachable"] for e in db["errors"])]),
@@ -333,8 +334,11 @@ def _table(headers, rows):
 def render_markdown(record):
     """The record as Markdown to paste into a change ticket."""
     out = ["# Rollout run %s" % record["run_id"], ""]
+    status = record["outcome"]["status"] + (" (check mode)" if record["check_mode"] else "")
+    if record["outcome"]["message"]:
+        status += ": " + record["outcome"]["message"]
     out += _table(["Field", "Value"], [
-        ("Status", record["outcome"]["status"] + (" (check mode)" if record["check_mode"] else "")),
+        ("Status", status),
         ("Change ticket", record["change_ticket"] or "none"),
         ("Operator", record["operator"]),
         ("Environment", record["environment"]),

@@ -91,7 +91,7 @@ def test_a_successful_run_writes_a_valid_record_and_says_where_last(inventory, t
     assert proc.returncode == 0, proc.stdout + proc.stderr
     path, record = the_record(records)
     assert proc.stdout.rstrip("\n").splitlines()[-1] == "Run record: %s" % path
-    assert record["outcome"] == dict(status="succeeded", failed_hosts=[], unreachable_hosts=[])
+    assert record["outcome"] == dict(status="succeeded", message=None, failed_hosts=[], unreachable_hosts=[])
     assert (record["change_ticket"], record["environment"], record["operator"]) == ("CHG-42", "staging", "alice")
     assert record["playbook"] == os.path.join(DATA, "rollout.yml")
     assert record["inventory"] == [inventory["path"]]
@@ -138,6 +138,18 @@ def test_an_undefined_variable_is_recorded(inventory, tmp_path):
     reason = record["summary"]["failed"][0]["reason"]
     assert reason.startswith("Use an undefined variable on a chosen database: ")
     assert "'record_test_undefined_var' is undefined" in reason
+
+
+def test_a_run_ansible_stops_without_final_statistics_is_recorded_failed(inventory, tmp_path):
+    records = tmp_path / "records"
+    proc = playbook("aborted.yml", inventory, records)
+    assert proc.returncode != 0
+    assert "record_test_undefined_wave_size" in proc.stdout + proc.stderr
+    path, record = the_record(records)
+    assert proc.stdout.rstrip("\n").splitlines()[-1] == "Run record: %s" % path
+    assert record["outcome"]["status"] == "failed"
+    assert record["outcome"]["message"].startswith("Ansible stopped the playbook without its final statistics")
+    assert record["ended_at"] is not None
 
 
 def test_check_mode_writes_a_record_that_moved_nothing(inventory, tmp_path):

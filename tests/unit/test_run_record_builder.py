@@ -290,3 +290,11 @@ def test_writing_again_replaces_the_record(tmp_path):
     json_path, _ = run_record.write_record(build_record(context(), [moved_host()], "succeeded"), str(tmp_path))
     assert json.load(open(json_path))["outcome"]["status"] == "succeeded"
     assert len(os.listdir(str(tmp_path))) == 2
+
+
+def test_a_message_for_the_whole_run_is_in_the_record_and_the_markdown():
+    record = build_record(context(), [], "failed", message="Ansible stopped; password %s" % PASSWORD,
+                          secrets={PASSWORD})
+    assert_valid(record)
+    assert record["outcome"]["message"] == "Ansible stopped; password ********"
+    assert "| Status | failed: Ansible stopped; password ******** |" in run_record.render_markdown(record)
