@@ -17,9 +17,10 @@ description:
     C(restore_result)), whether registered or set with C(ansible.builtin.set_fact), every failed task with its
     message, unreachable hosts, and the run context fact C(rollout_run) that the C(teei.db_rollout.record) role sets.
   - When the playbook ends, also when a task failed outside a block, a variable was undefined, a wave of a
-    C(serial) play stopped the run, or Ansible itself stopped the playbook (then at exit), it writes the run record (JSON, valid against the collection's schema) and
-    its Markdown summary into the run's record directory (files 0600, directory 0700), then prints
-    the line C(Run record) and the JSON file's path as the last line.
+    C(serial) play stopped the run, or Ansible itself stopped the playbook (then at exit), it writes the run
+    record (JSON, valid against the collection's schema) and its Markdown summary into the run's record
+    directory (files 0600, directory 0700), then prints the line C(Run record) and the JSON file's path as the
+    last line.
   - Nothing else from the host variables gets in. Keys that look like a password, secret or token are dropped,
     and the values of such variables are blanked wherever they appear in a message.
   - A run that set neither the run context nor a result fact (an ad hoc command, a playbook that is not a
