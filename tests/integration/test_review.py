@@ -256,6 +256,8 @@ def test_rehearsal_times_every_statement_on_a_copy_and_drops_it(small, tmp_path,
     with capsys.disabled():
         print("\nrehearsal on a copy: %.3f s predicted; real apply on the same data: %.3f s"
               % (result["predicted_window_seconds"], measured))
+    after = review(small, PHASE_C)
+    assert (after["pending"], after["findings"], after["max_grade"], after["stop"]) == ([], [], "none", False)
 
 
 def test_a_failed_rehearsal_is_high_names_the_statement_and_drops_the_scratch_database(small, tmp_path):
