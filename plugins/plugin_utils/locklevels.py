@@ -132,7 +132,8 @@ ALTER_TABLE = {
     "AT_SetStorage": (ACCESS_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE),
     "AT_SetCompression": (ACCESS_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE),
     "AT_DropColumn": (ACCESS_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE_NOTES),
-    "AT_AddIndex": (SHARE, SCAN, DOC_ALTER_TABLE),
+    # (ADD CONSTRAINT ... UNIQUE / PRIMARY KEY as the server expands it.)
+    "AT_AddIndex": (ACCESS_EXCLUSIVE, SCAN, DOC_ALTER_TABLE),
     # ADD table_constraint: ACCESS EXCLUSIVE, the table scanned to check it (or an index
     # built for UNIQUE / PRIMARY KEY / EXCLUDE) unless NOT VALID.
     "AT_AddConstraint": (ACCESS_EXCLUSIVE, SCAN, DOC_ALTER_TABLE),
@@ -143,7 +144,7 @@ ALTER_TABLE = {
     "AT_AddConstraint:foreign:not_valid": (SHARE_ROW_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE),
     "AT_AddConstraint:referenced": (SHARE_ROW_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE),
     "AT_AddIndexConstraint": (ACCESS_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE),
-    "AT_AlterConstraint": (SHARE_ROW_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE),
+    "AT_AlterConstraint": (ACCESS_EXCLUSIVE, BRIEF, DOC_ALTER_TABLE),
     # VALIDATE CONSTRAINT: "acquires a SHARE UPDATE EXCLUSIVE lock on the table being altered"
     # (and ROW SHARE on a foreign key's referenced table).
     "AT_ValidateConstraint": (SHARE_UPDATE_EXCLUSIVE, SCAN, DOC_ALTER_TABLE),
