@@ -75,9 +75,8 @@ class ActionModule(ActionBase):
         hosts = args.get("hosts") or task_vars.get("ansible_play_hosts_all") or []
         still_running = set(task_vars.get("ansible_play_hosts") or [])
         logs = []
-        secrets = set()
-        for name in [str(h) for h in hosts] + ["localhost"]:
-            secrets |= self._secrets(task_vars, name)
+        secrets = run_record.host_secrets(task_vars["hostvars"], [str(h) for h in hosts] + ["localhost"],
+                                          skip=(AnsibleError, KeyError))
         for name in hosts:
             log = run_record.HostLog(str(name))
             for fact in run_record.RESULT_FACTS:
@@ -102,18 +101,3 @@ class ActionModule(ActionBase):
             return task_vars["hostvars"][host].get(name)
         except (AnsibleError, KeyError):
             return None
-
-    @staticmethod
-    def _secrets(task_vars, host):
-        try:
-            host_vars = task_vars["hostvars"][host]
-            keys = [key for key in host_vars.keys() if run_record.is_secret_key(key)]
-        except (AnsibleError, KeyError):
-            return set()
-        found = set()
-        for key in keys:
-            try:
-                found |= run_record.secret_values({key: host_vars[key]})
-            except AnsibleError:
-                continue
-        return found

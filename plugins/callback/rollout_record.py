@@ -159,21 +159,9 @@ class CallbackModule(CallbackBase):
 
     def _secrets(self, names):
         """Values of the secret-looking variables of these hosts (extra vars included), to blank in messages."""
-        found = set()
         if self.hostvars is None:
-            return found
-        for name in set(names) | {"localhost"}:
-            try:
-                host_vars = self.hostvars[name]
-                keys = [key for key in host_vars.keys() if run_record.is_secret_key(key)]
-            except (AnsibleError, KeyError):
-                continue
-            for key in keys:
-                try:
-                    found |= run_record.secret_values({key: host_vars[key]})
-                except AnsibleError:
-                    continue
-        return found
+            return set()
+        return run_record.host_secrets(self.hostvars, set(names) | {"localhost"}, skip=(AnsibleError, KeyError))
 
     # ------------------------------------------------------------------ writing
     def _write_if_never_written(self):

@@ -90,6 +90,24 @@ def secret_values(variables):
     return found
 
 
+def host_secrets(hostvars, names, skip=(KeyError,)):
+    """Values of the secret-looking variables of these hosts, from Ansible's hostvars (extra vars and vaulted
+    values included). A variable that cannot be resolved (an exception of skip) is left out."""
+    found = set()
+    for name in names:
+        try:
+            host_vars = hostvars[name]
+            keys = [key for key in host_vars.keys() if is_secret_key(key)]
+        except skip:
+            continue
+        for key in keys:
+            try:
+                found |= secret_values({key: host_vars[key]})
+            except skip:
+                continue
+    return found
+
+
 def scrub(value, secrets=()):
     """A JSON-safe copy of value without secret keys, Ansible's internal keys, or any known secret value."""
     ordered = sorted(set(secrets), key=len, reverse=True)

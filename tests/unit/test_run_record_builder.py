@@ -298,3 +298,26 @@ def test_a_message_for_the_whole_run_is_in_the_record_and_the_markdown():
     assert_valid(record)
     assert record["outcome"]["message"] == "Ansible stopped; password ********"
     assert "| Status | failed: Ansible stopped; password ******** |" in run_record.render_markdown(record)
+
+
+class Unresolvable(Exception):
+    pass
+
+
+class FakeHostVars(dict):
+    """hostvars[host][key] as Ansible resolves it: a value may fail to template."""
+
+    def __getitem__(self, key):
+        value = dict.__getitem__(self, key)
+        if isinstance(value, Unresolvable):
+            raise value
+        return value
+
+
+def test_host_secrets_reads_the_secret_variables_of_the_hosts_only():
+    hostvars = FakeHostVars(
+        db1=FakeHostVars(db_password=PASSWORD, db_host="10.0.0.1", vault_admin=Unresolvable("undefined")),
+        db2=FakeHostVars(db_password="other-pw-1", api_token=dict(value="t0k3n-abc")),
+        db3=FakeHostVars(db_password="not-asked-for"))
+    found = run_record.host_secrets(hostvars, ["db1", "db2", "localhost"], skip=(Unresolvable, KeyError))
+    assert found == {PASSWORD, "other-pw-1", "t0k3n-abc"}
