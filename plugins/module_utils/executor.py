@@ -10,17 +10,25 @@ Ansible nor psycopg2.
 
 Guarantees it keeps:
 - one run at a time per database and history table (a session advisory lock,
-  waited for up to ``run_lock_timeout``; the error names who holds it);
+  waited for by PostgreSQL itself up to ``run_lock_timeout``; the error names
+  who holds it);
+- PostgreSQL 14 or newer (the session settings below need it), said clearly;
 - every precondition runs, read-only, before the first change;
 - a migration, its verification and its history row commit together or not at
   all; a failure names the script, the statement, its line and PostgreSQL's
   message;
-- a migration that cannot get its locks within ``lock_timeout`` is rolled back
-  and retried with backoff, then fails naming the blocking pid and query;
+- a migration, no-transaction statement or rollback that cannot get its locks
+  within ``lock_timeout`` is retried with backoff (one retry helper for every
+  path), then fails naming the blocking pid and query; blockers are looked up
+  only while the run's session is really waiting on a lock;
+- a statement that ends the engine's transaction itself fails the run, saying
+  so (the controller's parser refuses such statements first);
 - the server abandons the run's transaction and lock within seconds of the
   client dying (client_connection_check_interval and TCP keepalives);
-- a no-transaction migration never leaves an INVALID index behind and is
-  recorded only after its last statement and its verification succeed.
+- a no-transaction migration never leaves an INVALID index of its own behind
+  (it checks and drops only the indexes its statements name, never an
+  application's build in progress) and is recorded only after its last
+  statement and its verification succeed.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -47,6 +55,7 @@ SESSION_SETTINGS = (
     ("tcp_keepalives_count", "3"),
 )
 MAX_BACKOFF_MS = 30000
+MIN_SERVER_VERSION = 140000
 # libpq's PQtransactionStatus (psycopg2 and psycopg 3 report the same numbers): inside a transaction.
 TRANSACTION_INTRANS = 2
 
@@ -152,13 +161,18 @@ class TransactionEnded(Exception):
 
 
 class BlockerMonitor(object):
-    """Watches, from a second session, who blocks the run's session while it waits for a lock."""
+    """Watches, from a second session, who blocks the run's session while it waits for a lock.
 
-    def __init__(self, connect, interval=0.05):
+    pg_blocking_pids() takes the lock manager's locks, so it is called only while
+    pg_stat_activity shows the run's session waiting on a lock (wait_event_type
+    'Lock'); otherwise the monitor reads only that session's activity row."""
+
+    def __init__(self, connect, interval=0.1):
         self.connect = connect
         self.interval = interval
         self.pid = None
         self.blockers = []
+        self.error = None
         self.armed = threading.Event()
         self._stop = threading.Event()
         self._thread = None
@@ -181,13 +195,18 @@ class BlockerMonitor(object):
         try:
             conn = self.connect()
             conn.autocommit = True
-        except Exception:  # the run goes on without blocker details
+        except Exception as exc:  # the run goes on; describe() says the monitor never watched
+            self.error = "the blocker monitor could not connect (%s)" % getattr(exc, "msg", exc)
             return
         try:
             cur = conn.cursor()
             cur.execute("SET application_name = 'teei.db_rollout blocker monitor'")
             while not self._stop.wait(self.interval):
                 if not self.armed.is_set():
+                    continue
+                cur.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (self.pid,))
+                row = cur.fetchone()
+                if not (row and row[0]):
                     continue
                 cur.execute(
                     "SELECT a.pid, coalesce(a.usename, ''), coalesce(a.state, ''), "
@@ -196,8 +215,8 @@ class BlockerMonitor(object):
                 rows = cur.fetchall()
                 if rows:
                     self.blockers = rows
-        except Exception:
-            pass
+        except Exception as exc:
+            self.error = "the blocker monitor failed (%s)" % describe_db_error(exc)
         finally:
             try:
                 conn.close()
@@ -205,9 +224,11 @@ class BlockerMonitor(object):
                 pass
 
     def describe(self):
-        if not self.blockers:
-            return "no blocking session was seen"
-        return "; ".join("blocked by pid %s (user %s, %s): %s" % row for row in self.blockers)
+        if self.blockers:
+            return "; ".join("blocked by pid %s (user %s, %s): %s" % row for row in self.blockers)
+        if self.error:
+            return "blockers unknown: %s" % self.error
+        return "no blocking session was seen"
 
     def stop(self):
         self._stop.set()
@@ -254,11 +275,17 @@ class Runner(object):
     def _open(self):
         self.conn = self.connect()
         self.conn.autocommit = True
+        version = getattr(self.conn, "server_version", None) or self.conn.info.server_version
+        self.result["server_version"] = "%d.%d" % (version // 10000, version % 100)
+        if version < MIN_SERVER_VERSION:
+            raise MigrationError("PostgreSQL %s is too old for pg_migrate: it needs 14 or newer (the session setting "
+                                 "client_connection_check_interval, which lets the server abandon a dead run)"
+                                 % self.result["server_version"])
         self.cur = self.conn.cursor()
         app = ("teei.db_rollout %s" % (self.opts.run.get("run_id") or ""))[:63]
-        self.cur.execute("SELECT set_config('application_name', %s, false)", (app,))
-        for name, value in SESSION_SETTINGS:
-            self.cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+        settings = (("application_name", app),) + SESSION_SETTINGS
+        self.cur.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                         [value for setting in settings for value in setting])
 
     def _close(self):
         if self.monitor is not None:
@@ -380,24 +407,29 @@ class Runner(object):
     def _refresh_versions(self, plan):
         done = set(self.result["applied"])
         gone = set(self.result["rolled_back"])
-        versions = [v for v in self.mset.versions if (v in plan.applied and v not in gone) or v in done]
+        applied = set(plan.applied)
+        versions = [v for v in self.mset.versions if (v in applied and v not in gone) or v in done]
         self.result["current_version"] = versions[-1] if versions else None
         self.result["diff"]["after"] = dict(versions=versions)
-        self.result["pending"] = [v for v in self.mset.versions if v not in versions]
+        kept = set(versions)
+        self.result["pending"] = [v for v in self.mset.versions if v not in kept]
 
     # ------------------------------------------------------------------ run lock
     def _take_run_lock(self):
-        deadline = self.clock() + self.opts.run_lock_timeout_ms / 1000.0
-        while True:
-            if self.history.try_lock(self.cur):
-                self.locked = True
-                return
-            if self.clock() >= deadline:
-                holders = self.history.lock_holders(self.cur) or ["a session that has since ended"]
-                raise MigrationError(
-                    "another run holds the migration lock for %s on this database; waited %s: held by %s"
-                    % (self.history.name, self.opts.run_lock_timeout, "; ".join(holders)))
-            self.sleep(0.25)
+        """Wait for the run lock in PostgreSQL itself (pg_advisory_lock under lock_timeout)."""
+        self.cur.execute("SELECT set_config('lock_timeout', %s, false)", (self.opts.run_lock_timeout,))
+        try:
+            self.history.lock(self.cur)
+        except Exception as exc:
+            if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
+                raise
+            holders = self.history.lock_holders(self.cur) or ["a session that has since ended"]
+            raise MigrationError(
+                "another run holds the migration lock for %s on this database; waited %s: held by %s"
+                % (self.history.name, self.opts.run_lock_timeout, "; ".join(holders)))
+        finally:
+            self.cur.execute("RESET lock_timeout")
+        self.locked = True
 
     def _ensure_history(self):
         def work(cur):
@@ -407,8 +439,8 @@ class Runner(object):
             self.result["changed"] = True
 
     # ------------------------------------------------------------------ scripts
-    def _exec_script(self, script, cur=None, in_transaction=True):
-        cur = cur or self.cur
+    def _exec_script(self, script, cur):
+        """Run a transactional script's statements in cur's open transaction."""
         if script.warnings and script.relpath not in self.warned:
             self.warned.add(script.relpath)
             self.result["warnings"].extend(script.warnings)
@@ -420,30 +452,42 @@ class Runner(object):
                 if _sqlstate(exc) is None:
                     raise
                 raise ScriptFailed(script, statement, exc)
-            if in_transaction and info is not None and info.transaction_status != TRANSACTION_INTRANS:
+            if info is not None and info.transaction_status != TRANSACTION_INTRANS:
                 raise TransactionEnded(script, statement)
 
-    def _set_local_timeouts(self, local=True):
-        for name, value in (("lock_timeout", self.opts.lock_timeout),
-                            ("statement_timeout", self.opts.statement_timeout)):
-            self.cur.execute("SELECT set_config(%s, %s, %s)", (name, str(value), local))
+    _timeouts_sql = "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)"
+
+    def _timeouts_args(self, local):
+        return (str(self.opts.lock_timeout), local, str(self.opts.statement_timeout), local)
 
     def _transaction(self, label, work, read_only=False, commit=True):
-        """Run work(cur) in one transaction; retry on lock timeout; raise MigrationError on failure.
+        """Run work(cur) in one transaction, retried on lock timeout; raise MigrationError on failure.
 
-        With commit=False the transaction is always rolled back (a rehearsal)."""
+        With commit=False the transaction is always rolled back (a rehearsal, a report)."""
+        def attempt():
+            # One round trip opens the transaction and sets its timeouts.
+            self.cur.execute(("BEGIN READ ONLY" if read_only else "BEGIN") + "; " + self._timeouts_sql,
+                             self._timeouts_args(True))
+            try:
+                outcome = work(self.cur)
+                self.cur.execute("COMMIT" if commit else "ROLLBACK")
+                return outcome
+            except Exception:
+                self._rollback_quietly()
+                raise
+        return self._with_lock_retries(label, attempt)
+
+    def _with_lock_retries(self, label, attempt):
+        """Call attempt() until it does not hit lock_timeout, at most lock_retries more times, with a doubling
+        backoff; return (its outcome, attempts). Every path (transaction, no-transaction statement, rollback)
+        retries through here; attempt() undoes its own try before raising."""
         attempts = 0
         while True:
             attempts += 1
-            self.cur.execute("BEGIN READ ONLY" if read_only else "BEGIN")
             try:
                 with self._watched():
-                    self._set_local_timeouts()
-                    outcome = work(self.cur)
-                    self.cur.execute("COMMIT" if commit else "ROLLBACK")
-                return outcome, attempts
+                    return attempt(), attempts
             except Exception as exc:
-                self._rollback_quietly()
                 if _sqlstate(exc) == LOCK_NOT_AVAILABLE and attempts <= self.opts.lock_retries:
                     self._backoff(attempts)
                     continue
@@ -463,12 +507,11 @@ class Runner(object):
     @contextlib.contextmanager
     def _session_timeouts(self):
         """lock_timeout and statement_timeout for the session, outside a transaction, reset afterwards."""
-        self._set_local_timeouts(local=False)
+        self.cur.execute(self._timeouts_sql, self._timeouts_args(False))
         try:
             yield
         finally:
-            self.cur.execute("RESET lock_timeout")
-            self.cur.execute("RESET statement_timeout")
+            self.cur.execute("RESET lock_timeout; RESET statement_timeout")
 
     def _rollback_quietly(self):
         try:
@@ -489,7 +532,7 @@ class Runner(object):
             return error
         text = str(exc) if isinstance(exc, ScriptFailed) else "%s: %s" % (label, describe_db_error(exc))
         if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
-            blockers = self.monitor.describe() if self.monitor is not None else "blockers unknown"
+            blockers = self.monitor.describe() if self.monitor is not None else "blockers unknown: no monitor ran"
             text = ("%s could not get its locks within lock_timeout %s after %d attempt%s; %s. (%s)"
                     % (label, self.opts.lock_timeout, attempts, "" if attempts == 1 else "s", blockers, text))
         return MigrationError(text)
@@ -516,9 +559,14 @@ class Runner(object):
 
     # ------------------------------------------------------------------ apply
     def _completes_set(self, plan, migration):
-        """True when applying migration brings every migration of the set in."""
-        after = set(plan.applied) | set(m.version for m in plan.to_apply[:plan.to_apply.index(migration) + 1])
-        return len(after) == len(self.mset.migrations)
+        """True when applying migration brings every migration of the set in (it is the last one the plan
+        applies, and the plan applies every pending one)."""
+        return (migration is plan.to_apply[-1]
+                and len(plan.applied) + len(plan.to_apply) == len(self.mset.migrations))
+
+    def _apply_and_record(self, plan, migration, started, cur):
+        self._apply_body(plan, migration, cur)
+        return self._record(migration, started, 0, cur)
 
     def _apply_body(self, plan, migration, cur):
         self._exec_script(migration.script, cur)
@@ -532,11 +580,15 @@ class Runner(object):
         if self.mset.verify is not None and self._completes_set(plan, migration):
             self._exec_script(self.mset.verify, cur)
 
-    def _record(self, migration, started, attempts, action="applied", cur=None):
-        elapsed = int(round((self.clock() - started) * 1000))
-        if action == "applied":
-            self.history.record(cur or self.cur, migration, self.mset.name, elapsed, self.opts.run)
-        return dict(version=migration.version, action=action, duration_ms=elapsed,
+    def _record(self, migration, started, attempts, cur):
+        """Write the applied migration's history row; return its result entry."""
+        entry = self._entry(migration, started, attempts, "applied")
+        self.history.record(cur, migration, self.mset.name, entry["duration_ms"], self.opts.run)
+        return entry
+
+    def _entry(self, migration, started, attempts, action):
+        """The result entry of a migration applied or rolled back now."""
+        return dict(version=migration.version, action=action, duration_ms=int(round((self.clock() - started) * 1000)),
                     checksum=migration.checksum, statements=len(migration.script.statements),
                     attempts=attempts, no_transaction=migration.no_transaction)
 
@@ -551,7 +603,7 @@ class Runner(object):
                 for migration in plan.to_apply:
                     started = self.clock()
                     self._apply_body(plan, migration, cur)
-                    entries.append(self._record(migration, started, 1, cur=cur))
+                    entries.append(self._record(migration, started, 1, cur))
             try:
                 dummy, attempts = self._transaction("the batch of %d migrations" % len(plan.to_apply), batch)
             except MigrationError as exc:
@@ -570,8 +622,7 @@ class Runner(object):
             started = self.clock()
             try:
                 entry, attempts = self._transaction(
-                    migration.version,
-                    lambda cur, m=migration, t0=started: (self._apply_body(plan, m, cur), self._record(m, t0, 0))[1])
+                    migration.version, lambda cur, m=migration, t0=started: self._apply_and_record(plan, m, t0, cur))
             except MigrationError as exc:
                 left = self.result["current_version"] or "the state before this run"
                 if exc.transaction_ended:
@@ -589,78 +640,77 @@ class Runner(object):
             self.result["current_version"] = entry["version"]
 
     # ------------------------------------------------------------------ no-transaction
-    def _invalid_indexes(self):
-        self.cur.execute("SELECT i.indexrelid::regclass::text FROM pg_index i "
-                         "WHERE NOT i.indisvalid ORDER BY 1")
-        return set(row[0] for row in self.cur.fetchall())
+    def _invalid_named_indexes(self, script):
+        """The INVALID indexes among those the script's statements name (as the parser read them)."""
+        if not script.indexes:
+            return []
+        self.cur.execute("SELECT i.indexrelid::regclass::text FROM unnest(%s::text[]) AS n(name) "
+                         "JOIN pg_index i ON i.indexrelid = to_regclass(n.name) WHERE NOT i.indisvalid ORDER BY 1",
+                         (list(script.indexes),))
+        return [row[0] for row in self.cur.fetchall()]
 
     def _drop_indexes(self, names):
-        for name in sorted(names):
+        for name in names:
             self.cur.execute("DROP INDEX CONCURRENTLY IF EXISTS %s" % name)
 
-    def _named_indexes(self, script):
-        names = []
-        pattern = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+(?:IF\s+NOT\s+EXISTS\s+)?"
-                             r"((?:\"[^\"]+\"|[A-Za-z_][\w$]*)(?:\.(?:\"[^\"]+\"|[A-Za-z_][\w$]*))?)", re.I)
-        for statement in script.statements:
-            match = pattern.match(statement.sql)
-            if match:
-                names.append(match.group(1))
-        return names
-
-    def _apply_no_transaction(self, plan, migration):
-        script = migration.script
-        started = self.clock()
+    def _run_no_transaction(self, label, script):
+        """Run a no-transaction script statement by statement in autocommit, each with lock retries; drop any
+        INVALID index the script names when a statement fails. Returns the attempts made."""
         # An INVALID index left by an earlier, interrupted build would be skipped by
         # CREATE INDEX CONCURRENTLY IF NOT EXISTS and taken as done: drop it first.
-        leftovers = self._invalid_indexes()
-        for name in self._named_indexes(script):
-            self.cur.execute("SELECT to_regclass(%s)::text", (name,))
-            found = self.cur.fetchone()[0]
-            if found in leftovers:
-                self._drop_indexes([found])
-                leftovers.discard(found)
-                self.result["warnings"].append("%s: dropped INVALID index %s left by an interrupted build"
-                                               % (migration.version, found))
+        leftovers = self._invalid_named_indexes(script)
+        if leftovers:
+            self._drop_indexes(leftovers)
+            self.result["warnings"].append("%s: dropped INVALID index %s left by an interrupted build"
+                                           % (label, ", ".join(leftovers)))
+        dropped = []
+
+        def attempt(statement):
+            try:
+                self.cur.execute(statement.sql)
+            except Exception as exc:
+                if _sqlstate(exc) is None:
+                    raise
+                invalid = self._invalid_named_indexes(script)
+                self._drop_indexes(invalid)
+                dropped[:] = invalid
+                raise ScriptFailed(script, statement, exc)
+
         attempts_total = 0
         with self._session_timeouts():
             for statement in script.statements:
-                attempts = 0
-                while True:
-                    attempts += 1
-                    attempts_total += 1
-                    try:
-                        with self._watched():
-                            self.cur.execute(statement.sql)
-                        break
-                    except Exception as exc:
-                        if _sqlstate(exc) is None:
-                            raise
-                        new_invalid = self._invalid_indexes() - leftovers
-                        self._drop_indexes(new_invalid)
-                        if _sqlstate(exc) == LOCK_NOT_AVAILABLE and attempts <= self.opts.lock_retries:
-                            self._backoff(attempts)
-                            continue
-                        failure = self._failure(migration.version, ScriptFailed(script, statement, exc), attempts)
-                        dropped = (" (dropped the INVALID index %s it left)" % ", ".join(sorted(new_invalid))
-                                   if new_invalid else "")
-                        raise MigrationError("%s%s; %s is a no-transaction migration: the statements before "
-                                             "statement %d stay applied and it is not recorded as applied"
-                                             % (failure.msg, dropped, migration.version, statement.index))
-            invalid = self._invalid_indexes() - leftovers
+                try:
+                    dummy, attempts = self._with_lock_retries(label, lambda st=statement: attempt(st))
+                except MigrationError as exc:
+                    note = (" (dropped the INVALID index %s it left)" % ", ".join(dropped)) if dropped else ""
+                    raise MigrationError("%s%s; %s is a no-transaction script: the statements before statement %d "
+                                         "stay applied" % (exc.msg, note, script.relpath, statement.index))
+                attempts_total += attempts
+            invalid = self._invalid_named_indexes(script)
             if invalid:
                 self._drop_indexes(invalid)
-                raise MigrationError("%s left INVALID index %s (dropped); it is not recorded as applied"
-                                     % (migration.version, ", ".join(sorted(invalid))))
+                raise MigrationError("%s left INVALID index %s (dropped)" % (script.relpath, ", ".join(invalid)))
+        return attempts_total
+
+    def _apply_no_transaction(self, plan, migration):
+        started = self.clock()
+        try:
+            attempts = self._run_no_transaction(migration.version, migration.script)
+        except MigrationError as exc:
+            raise MigrationError("%s; it is not recorded as applied" % exc.msg)
         try:
             entry, dummy = self._transaction(
                 "%s (verification and history row)" % migration.version,
-                lambda cur: (self._verify(plan, migration, cur), self._record(migration, started, attempts_total))[1])
+                lambda cur: self._verify_and_record(plan, migration, started, attempts, cur))
         except MigrationError as exc:
             raise MigrationError("%s; %s is a no-transaction migration: its statements stay applied and it is not "
                                  "recorded as applied" % (exc.msg, migration.version))
-        entry["attempts"] = attempts_total
+        entry["attempts"] = attempts
         self._committed(entry, "applied")
+
+    def _verify_and_record(self, plan, migration, started, attempts, cur):
+        self._verify(plan, migration, cur)
+        return self._record(migration, started, attempts, cur)
 
     # ------------------------------------------------------------------ rehearse
     def _rehearse(self, plan):
@@ -685,7 +735,7 @@ class Runner(object):
                     break
                 started = self.clock()
                 self._apply_body(plan, migration, cur)
-                rehearsed.append(self._record(migration, started, 1, cur=cur))
+                rehearsed.append(self._record(migration, started, 1, cur))
             return rehearsed
 
         try:
@@ -718,11 +768,10 @@ class Runner(object):
             if migration.rollback.no_transaction:
                 started = self.clock()
                 try:
-                    with self._session_timeouts():
-                        self._exec_script(migration.rollback, in_transaction=False)
-                except ScriptFailed as exc:
-                    raise MigrationError(str(exc))
-                entry, attempts = self._transaction(
+                    attempts = self._run_no_transaction(migration.rollback.relpath, migration.rollback)
+                except MigrationError as exc:
+                    raise MigrationError("%s; %s stays recorded as applied" % (exc.msg, migration.version))
+                entry, dummy = self._transaction(
                     migration.version, lambda cur, m=migration: self._forget(m, cur, started))
             else:
                 entry, attempts = self._transaction(
@@ -736,7 +785,7 @@ class Runner(object):
         return self._forget(migration, cur, started)
 
     def _forget(self, migration, cur, started):
-        entry = self._record(migration, started, 1, action="rolled_back")
+        entry = self._entry(migration, started, 1, "rolled_back")
         self.history.forget(cur, migration.version, self.mset.name, migration.rollback.checksum,
                             entry["duration_ms"], self.opts.run)
         entry["checksum"] = migration.rollback.checksum

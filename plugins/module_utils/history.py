@@ -88,9 +88,9 @@ class HistoryTable(object):
         """SQL for the advisory lock's two keys: the class, and a hash of database and table."""
         return "%s, hashtext(current_database() || '/' || %%s)" % LOCK_CLASS
 
-    def try_lock(self, cur):
-        cur.execute("SELECT pg_try_advisory_lock(%s)" % self.lock_key_sql(), (self.name,))
-        return bool(cur.fetchone()[0])
+    def lock(self, cur):
+        """Take the run lock, waiting for it up to the session's lock_timeout."""
+        cur.execute("SELECT pg_advisory_lock(%s)" % self.lock_key_sql(), (self.name,))
 
     def unlock(self, cur):
         cur.execute("SELECT pg_advisory_unlock(%s)" % self.lock_key_sql(), (self.name,))

@@ -78,19 +78,22 @@ class Statement(object):
 class Script(object):
     """One SQL file of the set, parsed: its path in the set, checksum, statements and mark.
 
-    ``warnings`` are said when the script runs (a BEGIN/COMMIT wrapper that was dropped)."""
+    ``warnings`` are said when the script runs (a BEGIN/COMMIT wrapper that was dropped);
+    ``indexes`` are the indexes a no-transaction script builds concurrently, as its statements
+    name them: the only ones the engine checks for, and drops when INVALID."""
 
-    def __init__(self, relpath, checksum, statements, no_transaction=False, warnings=()):
+    def __init__(self, relpath, checksum, statements, no_transaction=False, warnings=(), indexes=()):
         self.relpath = relpath
         self.checksum = checksum
         self.statements = statements
         self.no_transaction = no_transaction
         self.warnings = list(warnings)
+        self.indexes = list(indexes)
 
     def to_wire(self):
         """A JSON-serialisable form for the module's arguments."""
         return dict(checksum=self.checksum, no_transaction=self.no_transaction, warnings=self.warnings,
-                    statements=[[s.line, s.sql] for s in self.statements])
+                    indexes=self.indexes, statements=[[s.line, s.sql] for s in self.statements])
 
     @classmethod
     def from_wire(cls, relpath, wire):
@@ -98,7 +101,7 @@ class Script(object):
             raise MigrationSetError("%s: not a parsed script (the pg_migrate action sends these)" % relpath)
         statements = [Statement(sql, index, line) for index, (line, sql) in enumerate(wire["statements"], 1)]
         return cls(relpath, wire["checksum"], statements, bool(wire.get("no_transaction")),
-                   wire.get("warnings") or ())
+                   wire.get("warnings") or (), wire.get("indexes") or ())
 
 
 class Migration(object):

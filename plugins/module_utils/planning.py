@@ -52,7 +52,8 @@ class Plan(object):
         """The set's applied versions once the plan has been carried out."""
         gone = set(m.version for m in self.to_rollback)
         added = set(m.version for m in self.to_apply)
-        return [v for v in self.applied + self.pending if (v in self.applied and v not in gone) or v in added]
+        applied = set(self.applied)
+        return [v for v in self.applied + self.pending if (v in applied and v not in gone) or v in added]
 
 
 def plan(mset, rows, state="applied", target=None, allow_out_of_order=False, transaction="per_migration"):

@@ -162,13 +162,17 @@ attributes:
   bypass_host_loop:
     support: none
 notes:
-  - Supports PostgreSQL 14 and newer (the collection is tested against PostgreSQL 15).
+  - Supports PostgreSQL 14 and newer (the collection is tested against PostgreSQL 15); an older server fails the
+    run with a message saying so before anything changes.
+  - Needs pglast on the controller (the action plugin parses the set there); the host the module runs on needs only
+    psycopg2.
   - Passwords go in O(login_password) (no_log) or the environment (PGPASSWORD, PGPASSFILE), never in O(connect_params).
 seealso:
   - module: community.postgresql.postgresql_script
     description: Runs a script in autocommit and always reports changed; this module exists because of that.
 requirements:
-  - psycopg2
+  - psycopg2 (where the module runs)
+  - pglast (on the controller)
 author:
   - teei.db_rollout maintainers (@teei)
 extends_documentation_fragment:
@@ -316,6 +320,11 @@ history_table:
   description: The history table used.
   returned: always
   type: str
+server_version:
+  description: The server's PostgreSQL version (major.minor); a server older than 14 fails the run before it changes anything.
+  returned: when the module connected
+  type: str
+  sample: "15.18"
 notices:
   description: NOTICE messages PostgreSQL sent during the run.
   returned: always

@@ -66,7 +66,7 @@ TRANSACTION_SETTINGS = {"TRANSACTION": "SET TRANSACTION", "SESSION CHARACTERISTI
                         "transaction_read_only": "SET transaction_read_only",
                         "transaction_deferrable": "SET transaction_deferrable"}
 # Statements PostgreSQL refuses inside a transaction block.
-OUTSIDE_TRANSACTION = {"VacuumStmt": "VACUUM/ANALYZE", "CreatedbStmt": "CREATE DATABASE",
+OUTSIDE_TRANSACTION = {"CreatedbStmt": "CREATE DATABASE",
                        "DropdbStmt": "DROP DATABASE", "AlterSystemStmt": "ALTER SYSTEM",
                        "CreateTableSpaceStmt": "CREATE TABLESPACE", "DropTableSpaceStmt": "DROP TABLESPACE",
                        "CreateSubscriptionStmt": "CREATE SUBSCRIPTION"}
@@ -101,8 +101,8 @@ class Line(object):
 class ParsedScript(Script):
     """A Script read on the controller; keeps the parse tree for questions asked later."""
 
-    def __init__(self, relpath, checksum_, statements, no_transaction, warnings, nodes):
-        super(ParsedScript, self).__init__(relpath, checksum_, statements, no_transaction, warnings)
+    def __init__(self, relpath, checksum_, statements, no_transaction, warnings, nodes, indexes):
+        super(ParsedScript, self).__init__(relpath, checksum_, statements, no_transaction, warnings, indexes)
         self.nodes = nodes
 
     def tables(self):
@@ -171,11 +171,34 @@ def parse_script(relpath, data):
     warnings = []
     for statement, node in zip(statements, nodes):
         _refuse_copy(relpath, statement, node)
-    if not no_transaction:
+    indexes = []
+    if no_transaction:
+        indexes = [_concurrent_index(relpath, statement, node) for statement, node in zip(statements, nodes)
+                   if node.get("IndexStmt", {}).get("concurrent")]
+    else:
         statements, nodes, warnings = _drop_wrapper(relpath, statements, nodes)
         for statement, node in zip(statements, nodes):
             _refuse_transaction_control(relpath, statement, node)
-    return ParsedScript(relpath, checksum(data), statements, no_transaction, warnings, nodes)
+    return ParsedScript(relpath, checksum(data), statements, no_transaction, warnings, nodes, indexes)
+
+
+def _concurrent_index(relpath, statement, node):
+    """The name (schema-qualified when the table is) of the index a CREATE INDEX CONCURRENTLY builds."""
+    index = node["IndexStmt"]
+    if not index.get("idxname"):
+        raise SqlParseError("%s line %d: name the index this CREATE INDEX CONCURRENTLY builds: the engine checks and, "
+                            "when a build fails, drops only the indexes a migration names" % (relpath, statement.line))
+    name = _quote(index["idxname"])
+    schema = index.get("relation", {}).get("schemaname")
+    return "%s.%s" % (_quote(schema), name) if schema else name
+
+
+def _quote(identifier):
+    """An identifier as to_regclass() reads it: quoted unless it is plain lowercase."""
+    if identifier.replace("_", "a").isalnum() and identifier == identifier.lower() and identifier.isascii() \
+            and not identifier[0].isdigit():
+        return identifier
+    return '"%s"' % identifier.replace('"', '""')
 
 
 def _describe_parse_error(relpath, text, line_of, exc):
@@ -249,6 +272,8 @@ def _outside_transaction(node):
     for kind, label in OUTSIDE_TRANSACTION.items():
         if kind in node:
             return label
+    if node.get("VacuumStmt", {}).get("is_vacuumcmd"):  # ANALYZE alone may run in a transaction
+        return "VACUUM"
     if node.get("IndexStmt", {}).get("concurrent"):
         return "CREATE INDEX CONCURRENTLY"
     if node.get("DropStmt", {}).get("concurrent"):
