@@ -99,6 +99,10 @@ class PgBouncer(object):
         os.makedirs(base, exist_ok=True)
         os.chmod(base, 0o700)
         _chown_to_server_user(base)
+        if os.geteuid() == 0 and subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", base],
+                                                check=False).returncode != 0:
+            raise HarnessError("the postgres OS user cannot reach %s (a parent directory is closed to it); put "
+                               "the PgBouncer elsewhere" % base)
         bouncer = cls(os.path.abspath(base), port or free_port(), admin_user,
                       admin_password or "admin-" + os.urandom(8).hex(), binary, owns_base)
         try:
