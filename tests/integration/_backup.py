@@ -8,9 +8,12 @@ import shutil
 import subprocess
 import tempfile
 
+import psycopg2
 import pytest
 
 from conftest import PYTHON, ROOT, run_playbook
+
+from ansible_collections.teei.db_rollout.plugins.module_utils import backup as bk
 
 BACKUP_PLAYBOOK = os.path.join(ROOT, "playbooks", "backup.yml")
 RESTORE_PLAYBOOK = os.path.join(ROOT, "playbooks", "restore.yml")
@@ -45,6 +48,15 @@ def backup(inv, extra_vars=None, playbook=BACKUP_PLAYBOOK, env=None):
 def restore(inv, extra_vars=None, env=None):
     data, proc = run_playbook(RESTORE_PLAYBOOK, inventory=inv, extra_vars=extra_vars, env=env)
     return task_result(data, RESTORE_TASK), proc
+
+
+def take_backup(db, directory, run_id=None, **options):
+    """A backup taken in this process (for tests of what comes after it; the role has its own tests)."""
+    cluster = db.cluster
+    connect, client = bk.make_connector(psycopg2, dict(host=cluster.host, port=cluster.port, user=cluster.user,
+                                                       password=cluster.password))
+    return bk.Backup(connect, client, bk.BackupOptions(database=db.name, directory=str(directory), run_id=run_id,
+                                                       **options)).run()
 
 
 def row_counts(db):

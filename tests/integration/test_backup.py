@@ -187,9 +187,9 @@ def test_a_second_run_with_the_same_run_id_takes_no_second_backup(password_db, b
 
 def test_retention_keeps_the_newest_and_the_backup_of_a_failed_run(password_db, backup_dir, tmp_path):
     db = password_db
-    inv = inventory(tmp_path / "inv.yml", db, backup_dir=str(backup_dir), backup_keep=2, backup_globals=False)
+    inv = inventory(tmp_path / "inv.yml", db, backup_dir=str(backup_dir), backup_keep=1, backup_globals=False)
     results = {}
-    for run in ("r1", "r2", "r3", "r4"):
+    for run in ("r1", "r2", "r3"):
         results[run], proc = backup(inv, extra_vars={"rollout_run_id": run})
         assert proc.returncode == 0, results[run].get("msg")
         if run == "r1":
@@ -199,8 +199,8 @@ def test_retention_keeps_the_newest_and_the_backup_of_a_failed_run(password_db, 
                 "backup_manifest": results[run]["manifest"], "backup_run_failed_reason": "rollback scripts failed"})
             assert proc.returncode == 0, proc.stdout[-2000:]
             assert manifest_of(results[run])["run_failed"] is True
-    assert sorted(os.listdir(str(backup_dir))) == ["%s-%s" % (db.name, run) for run in ("r1", "r3", "r4")]
-    assert results["r3"]["deleted"] == [] and results["r4"]["deleted"] == [results["r2"]["directory"]]
+    assert sorted(os.listdir(str(backup_dir))) == ["%s-%s" % (db.name, run) for run in ("r1", "r3")]
+    assert results["r2"]["deleted"] == [] and results["r3"]["deleted"] == [results["r2"]["directory"]]
 
 
 def test_an_unwritable_backup_directory_fails_naming_it_and_writes_nothing(password_db, tmp_path):

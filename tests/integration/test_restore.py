@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from _backup import (RESTORE_PLAYBOOK, RESTORE_TASK, backup, databases, inventory, on_db_host,  # noqa: F401
-                     postgres_owned_dir, restore, row_counts, state, task_result)
+                     postgres_owned_dir, restore, row_counts, state, take_backup, task_result)
 from conftest import ROOT, Database, run_playbook
 
 PHASE_C = os.path.join(ROOT, "migrations", "phase_c")
@@ -25,9 +25,7 @@ def backup_dir(tmp_path):
 def taken(password_db, backup_dir, tmp_path):
     """A backup of password_db (run id r1), its inventory and the database's state at backup time."""
     inv = inventory(tmp_path / "inv.yml", password_db, backup_dir=str(backup_dir), rollout_run_id="r1")
-    result, proc = backup(inv)
-    assert proc.returncode == 0, result.get("msg")
-    return dict(result=result, inv=inv, state=state(password_db))
+    return dict(result=take_backup(password_db, backup_dir, "r1"), inv=inv, state=state(password_db))
 
 
 @pytest.fixture
@@ -107,8 +105,7 @@ def test_a_failing_restore_leaves_the_database_as_it_was_and_open(password_db, b
     db.cluster.psql('CREATE ROLE "%s"' % owner)
     db.psql('ALTER TABLE companies OWNER TO "%s"' % owner)
     inv = inventory(tmp_path / "inv.yml", db, backup_dir=str(backup_dir), rollout_run_id="r1")
-    taken, proc = backup(inv)
-    assert proc.returncode == 0, taken.get("msg")
+    taken = take_backup(db, backup_dir, "r1")
     # The owner is gone on this server now: pg_restore --exit-on-error fails at ALTER TABLE ... OWNER TO.
     db.psql("ALTER TABLE companies OWNER TO postgres")
     db.cluster.psql('DROP ROLE "%s"' % owner)
@@ -125,11 +122,9 @@ def test_a_failing_restore_leaves_the_database_as_it_was_and_open(password_db, b
 def test_the_newest_backup_is_restored_into_a_new_database(password_db, other_db, backup_dir, tmp_path):
     db = password_db
     inv = inventory(tmp_path / "inv.yml", db, backup_dir=str(backup_dir))
-    first, proc = backup(inv, {"rollout_run_id": "r1"})
-    assert proc.returncode == 0, first.get("msg")
+    take_backup(db, backup_dir, "r1")
     add_marker(db)
-    newest, proc = backup(inv, {"rollout_run_id": "r2"})
-    assert proc.returncode == 0, newest.get("msg")
+    newest = take_backup(db, backup_dir, "r2")
     source = state(db)
     db.psql("DELETE FROM sessions")
 
