@@ -30,6 +30,9 @@ from ansible_collections.teei.db_rollout.plugins.plugin_utils import run_record 
 
 PHASE_C_DIR = os.path.join(PROJECT_DIR, "migrations", "phase_c")
 HISTORY_TABLE = "public.schema_migrations"
+# The history table and the engine's tables named after it (its log, with its sequence): their
+# columns and rows change with every run, so schema comparisons leave them out (pg_dump pattern).
+ENGINE_TABLES = HISTORY_TABLE + "*"
 APP_ROLE = ("cockpit_app", "cockpit_app")  # the fixtures' application role and its password
 # The db_password every scenario's inventory gives the rollout (shared/base.yml). The harness
 # clusters trust loopback connections, so it opens nothing; the checks look for it where no
@@ -151,14 +154,14 @@ class Instance(object):
         return rows[0][0]
 
     def schema(self):
-        """The schema dump now, without the history table (as shared/create.yml keeps it)."""
+        """The schema dump now, without the engine's tables (as shared/create.yml keeps it)."""
         cluster = pgcluster.Cluster.attach(self.config["cluster_dir"])
-        return cluster.pg_dump_schema(self.db_name, exclude_tables=[HISTORY_TABLE]) + "\n"
+        return cluster.pg_dump_schema(self.db_name, exclude_tables=[ENGINE_TABLES]).strip()
 
     def schema_before(self):
         """The schema dump shared/create.yml took before anything ran."""
         with open(state_dir("instances", self.name, "schema_before.sql")) as handle:
-            return handle.read()
+            return handle.read().strip()
 
 
 # ---------------------------------------------------------------- the history table
