@@ -551,6 +551,34 @@ def _drop_database(conn, name):
     _execute(conn, "DROP DATABASE IF EXISTS %s WITH (FORCE)" % quote_ident(name))
 
 
+DATABASE_ACL_SQL = """
+SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.pg_get_userbyid(a.grantee) END,
+       a.privilege_type, a.is_grantable
+  FROM pg_catalog.pg_database d,
+       LATERAL pg_catalog.aclexplode(coalesce(d.datacl, pg_catalog.acldefault('d', d.datdba))) a
+ WHERE d.datname = %s AND a.grantee <> d.datdba
+ ORDER BY 1, 2
+"""
+
+
+def _grantee_sql(name):
+    return "PUBLIC" if name == "PUBLIC" else quote_ident(name)
+
+
+def carry_database_privileges(conn, source, target):
+    """Give ``target`` the database-level privileges and connection limit ``source`` has now (a dump
+    restored without --create carries neither): who may connect, for instance while maintenance mode
+    has revoked CONNECT."""
+    rows = _rows(conn, DATABASE_ACL_SQL, (source,))
+    target_sql = quote_ident(target)
+    _execute(conn, "REVOKE ALL ON DATABASE %s FROM PUBLIC" % target_sql)
+    for grantee, privilege, grantable in sorted(set(row[:3] for row in rows)):
+        _execute(conn, "GRANT %s ON DATABASE %s TO %s%s" % (privilege, target_sql, _grantee_sql(grantee),
+                                                           " WITH GRANT OPTION" if grantable else ""))
+    limit = _rows(conn, "SELECT datconnlimit FROM pg_catalog.pg_database WHERE datname = %s", (source,))[0][0]
+    _execute(conn, "ALTER DATABASE %s CONNECTION LIMIT %d" % (target_sql, int(limit)))
+
+
 def _rename_database(conn, name, new_name):
     _execute(conn, "ALTER DATABASE %s RENAME TO %s" % (quote_ident(name), quote_ident(new_name)))
 
@@ -918,6 +946,7 @@ class Restore(object):
             tools.restore(dump_path, staging, jobs=opts.jobs, no_owner=opts.no_owner)
             self._check_restored(staging, manifest)
             if existed:
+                carry_database_privileges(maint, database, staging)
                 self._terminate(maint, database)
                 _rename_database(maint, database, replaced)
                 renamed_away = True

@@ -26,8 +26,9 @@ description:
   - Any failure (missing dump or manifest, wrong sha256, pg_restore error, tables or rows that differ) drops
     the staging database and leaves O(database) as it was, connections allowed again.
   - The password reaches C(pg_restore) through a temporary 0600 PGPASSFILE, never its command line.
-  - Database-level settings (C(ALTER DATABASE ... SET)) and grants on the database itself are not in a
-    C(pg_dump) archive restored without C(--create); set them again after replacing a database.
+  - A replaced database's privileges (who may connect) and connection limit are given to the restored one.
+    Its database-level settings (C(ALTER DATABASE ... SET)) and comment are not (a C(pg_dump) archive carries
+    them only for C(--create)); set them again after replacing a database.
   - C(globals.sql) (roles) is not applied; run it with C(psql -f) when the roles are missing.
 options:
   from:

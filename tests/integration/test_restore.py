@@ -46,6 +46,12 @@ def test_restore_after_phase_c_brings_back_the_pre_migration_schema_and_rows(pas
     result, proc = db.pg_migrate(path=PHASE_C)
     assert proc.returncode == 0, result.get("msg")
     assert state(db) != taken["state"]
+    app_role = "h3_app_" + uuid.uuid4().hex[:8]
+    db.cluster.psql('CREATE ROLE "%s"' % app_role)
+    db.psql('REVOKE CONNECT, TEMPORARY ON DATABASE "%s" FROM PUBLIC; GRANT CONNECT ON DATABASE "%s" TO "%s"; '
+            'ALTER DATABASE "%s" CONNECTION LIMIT 7' % (db.name, db.name, app_role, db.name))
+    acl_sql = "SELECT datacl::text || ' ' || datconnlimit FROM pg_database WHERE datname = '%s'" % db.name
+    acl_before = db.cluster.psql(acl_sql)
     before_dbs = databases(db.cluster)
     app = db.connect()
 
@@ -55,6 +61,7 @@ def test_restore_after_phase_c_brings_back_the_pre_migration_schema_and_rows(pas
     assert (restored["database"], restored["from"]) == (db.name, taken["result"]["path"])
     assert state(db) == taken["state"]
     assert databases(db.cluster) == before_dbs
+    assert db.cluster.psql(acl_sql) == acl_before  # who may connect is carried over (maintenance mode)
     assert db.cluster.password not in proc.stdout + proc.stderr
     with pytest.raises(psycopg2.Error):
         app.cursor().execute("SELECT 1")  # the application's session was terminated
