@@ -573,8 +573,8 @@ def carry_database_privileges(conn, source, target):
     target_sql = quote_ident(target)
     _execute(conn, "REVOKE ALL ON DATABASE %s FROM PUBLIC" % target_sql)
     for grantee, privilege, grantable in sorted(set(row[:3] for row in rows)):
-        _execute(conn, "GRANT %s ON DATABASE %s TO %s%s" % (privilege, target_sql, _grantee_sql(grantee),
-                                                           " WITH GRANT OPTION" if grantable else ""))
+        option = " WITH GRANT OPTION" if grantable else ""
+        _execute(conn, "GRANT %s ON DATABASE %s TO %s%s" % (privilege, target_sql, _grantee_sql(grantee), option))
     limit = _rows(conn, "SELECT datconnlimit FROM pg_catalog.pg_database WHERE datname = %s", (source,))[0][0]
     _execute(conn, "ALTER DATABASE %s CONNECTION LIMIT %d" % (target_sql, int(limit)))
 
