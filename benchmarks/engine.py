@@ -41,7 +41,7 @@ def verification(i):
 
 
 def write_set(base, count, with_bodies=True):
-    root = os.path.join(base, "set_%d" % count)
+    root = os.path.join(base, "%s_%d" % ("set" if with_bodies else "tiny", count))
     os.makedirs(os.path.join(root, "verify"))
     for i in range(1, count + 1):
         name = "%05d_bench_%d" % (i, i)
@@ -101,7 +101,7 @@ def all_applied(cluster, base, count):
         raise SystemExit("pg_migrate failed: %s" % result.get("msg"))
     db.psql("INSERT INTO schema_migrations (version, checksum, migration_set, run_id) "
             "SELECT format('%%s_bench_%%s', lpad(g::text, 5, '0'), g), encode(sha256(convert_to(format('SELECT %%s;' "
-            "|| chr(10), g), 'UTF8')), 'hex'), 'set_%d', 'bench' FROM generate_series(2, %d) g" % (count, count))
+            "|| chr(10), g), 'UTF8')), 'hex'), 'tiny_%d', 'bench' FROM generate_series(2, %d) g" % (count, count))
     return db, path
 
 

@@ -421,11 +421,11 @@ verifications:
       type: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
+    connect_to_db,
+    ensure_required_libs,
     get_conn_params,
     postgres_common_argument_spec,
 )
@@ -439,13 +439,6 @@ from ansible_collections.teei.db_rollout.plugins.module_utils.executor import (
     RunOptions,
     Runner,
 )
-
-PSYCOPG2_IMPORT_ERROR = None
-try:
-    import psycopg2
-except ImportError:
-    psycopg2 = None
-    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 # Client-side keepalives so a lost server is noticed too; connect_params may override them.
 CLIENT_KEEPALIVES = dict(connect_timeout=10, keepalives=1, keepalives_idle=5,
@@ -482,8 +475,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    ensure_required_libs(module)
     params = module.params
     try:
         if params["_migration_set"] is None:
@@ -504,14 +496,20 @@ def main():
 
     conn_params = dict(CLIENT_KEEPALIVES)
     conn_params.update(get_conn_params(module, params, warn_db_default=False))
+    # community.postgresql names the port login_port from 4.1.0 on, port before (galaxy.yml's floor is tested).
+    port = params.get("login_port", params.get("port"))
     where = "%s@%s:%s/%s" % (params["login_user"], params["login_host"] or params["login_unix_socket"] or "local",
-                             params["login_port"], params["login_db"])
+                             port, params["login_db"])
 
     def connect():
-        try:
-            return psycopg2.connect(**conn_params)
-        except psycopg2.Error as exc:
-            raise MigrationError("unable to connect to database %s: %s" % (where, str(exc).strip()))
+        """A connection through community.postgresql's helper (psycopg 3 or 2, session_role), rows as tuples."""
+        conn, error = connect_to_db(module, dict(conn_params), autocommit=True, fail_on_conn=False)
+        if conn is None:
+            raise MigrationError("unable to connect to database %s: %s" % (where, str(error).strip()))
+        if getattr(conn, "row_factory", None) is not None:  # psycopg 3: the helper sets dict rows
+            from psycopg.rows import tuple_row
+            conn.row_factory = tuple_row
+        return conn
 
     try:
         result = Runner(connect, mset, history, options).run()
