@@ -52,13 +52,17 @@ PING_PLAYBOOK = """---
 
 
 class TreeMemory(threading.Thread):
-    """Samples the summed resident memory of a process and all its descendants; keeps the peak."""
+    """Samples the memory of a process and all its descendants; keeps the peak.
+
+    RSS counts the pages forked workers share with ansible-playbook once per process; PSS (from
+    /proc/PID/smaps_rollup) divides shared pages among their sharers, so its sum is what the tree costs."""
 
     def __init__(self, pid, interval=0.2):
         super(TreeMemory, self).__init__(daemon=True)
         self.pid = pid
         self.interval = interval
         self.peak = 0
+        self.peak_pss = 0
         self.peak_processes = 0
         self.done = threading.Event()
 
@@ -82,16 +86,19 @@ class TreeMemory(threading.Thread):
 
     def run(self):
         while not self.done.is_set():
-            total = 0
+            total = pss = 0
             tree = self._tree()
             for pid in tree:
                 try:
                     with open("/proc/%d/statm" % pid) as handle:
                         total += int(handle.read().split()[1]) * PAGE
+                    with open("/proc/%d/smaps_rollup" % pid) as handle:
+                        pss += sum(int(line.split()[1]) * 1024 for line in handle if line.startswith("Pss:"))
                 except (OSError, IndexError, ValueError):
                     pass
             if total > self.peak:
                 self.peak, self.peak_processes = total, len(tree)
+            self.peak_pss = max(self.peak_pss, pss)
             self.done.wait(self.interval)
 
 
@@ -121,7 +128,8 @@ def playbook(playbook_path, inventory, workdir, forks, label, extra_vars=None):
         with open(log) as handle:
             tail = handle.read()[-3000:]
         print("  !! %s FAILED (rc %d); the end of %s:\n%s" % (label, rc, log, tail))
-    return dict(wall=wall, cpu=cpu, peak=memory.peak, processes=memory.peak_processes, rc=rc, log=log,
+    return dict(wall=wall, cpu=cpu, peak=memory.peak, pss=memory.peak_pss, processes=memory.peak_processes,
+                rc=rc, log=log,
                 load=os.getloadavg()[0])
 
 
@@ -169,11 +177,11 @@ def bench_fleet(cluster, workdir, databases, forks):
     print("fleet: the inventory plugin found %d databases" % found)
     run = playbook(ROLLOUT, inventory, workdir, forks, "fleet-rollout", rollout_vars(workdir, "fleet"))
     print("fleet: rollout.yml over %d databases, forks %d: wall %.1f s, %.2f s per database, "
-          "controller CPU %.1f s (%.2f s per database), peak controller memory %.0f MiB (%d processes at "
-          "the peak), rc %d; %d/%d databases at 006; load average %.1f on %d cores"
+          "controller CPU %.1f s (%.2f s per database), peak controller memory %.0f MiB PSS (%.0f MiB RSS "
+          "summed over %d processes), rc %d; %d/%d databases at 006; load average %.1f on %d cores"
           % (databases, forks, run["wall"], run["wall"] / databases, run["cpu"], run["cpu"] / databases,
-             mib(run["peak"]), run["processes"], run["rc"], migrated(cluster, names), databases, run["load"],
-             os.cpu_count()))
+             mib(run["pss"]), mib(run["peak"]), run["processes"], run["rc"], migrated(cluster, names), databases,
+             run["load"], os.cpu_count()))
     return run
 
 
