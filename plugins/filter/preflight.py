@@ -9,10 +9,11 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.teei.db_rollout.plugins.module_utils.preflight import checklist
+from ansible_collections.teei.db_rollout.plugins.module_utils.preflight import PreflightError, checklist
 
 INPUTS = ("ping", "status", "sessions", "accepted_major_versions", "change_ticket", "require_change_ticket",
-          "change_ticket_pattern", "environment", "where", "migration_path")
+          "change_ticket_pattern", "environment", "where", "migration_path", "purpose", "rollback",
+          "rollback_target")
 
 
 def preflight_checklist(inputs):
@@ -22,7 +23,10 @@ def preflight_checklist(inputs):
     if unknown:
         raise AnsibleFilterError("preflight_checklist: unknown inputs %s (known: %s)"
                                  % (", ".join(unknown), ", ".join(INPUTS)))
-    return checklist(**dict(inputs))
+    try:
+        return checklist(**dict(inputs))
+    except PreflightError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 class FilterModule(object):

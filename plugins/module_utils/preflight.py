@@ -43,7 +43,10 @@ FROM pg_locks l
 JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'relation' AND l.granted
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.relation = ANY(%(oids)s::oid[])
+  AND (%(any_table)s OR l.relation = ANY(%(oids)s::oid[]))
+  AND NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = l.relation
+                    AND (n.nspname IN ('pg_catalog', 'information_schema') OR n.nspname LIKE 'pg\\_toast%%'))
   AND a.pid <> pg_backend_pid()
   AND a.xact_start IS NOT NULL
   AND (now() - a.xact_start >= make_interval(secs => %(old_s)s)
@@ -81,8 +84,9 @@ def resolve_tables(cur, tables):
     return dict((name, oid) for name, oid in cur.fetchall())
 
 
-def find_blocking_sessions(cur, tables, old_transaction_s, idle_in_transaction_s):
-    """Sessions holding a lock on one of ``tables`` with an old transaction or idle in one.
+def find_blocking_sessions(cur, tables, old_transaction_s, idle_in_transaction_s, any_table=False):
+    """Sessions holding a lock on one of ``tables`` (or, with ``any_table``, on any table of the database
+    outside the system catalogs) with an old transaction or idle in one.
 
     Returns (existing tables, tables not found, sessions as dicts).
     """
@@ -90,9 +94,9 @@ def find_blocking_sessions(cur, tables, old_transaction_s, idle_in_transaction_s
     existing = sorted(name for name, oid in oids.items() if oid is not None)
     absent = sorted(name for name, oid in oids.items() if oid is None)
     sessions = []
-    if existing:
+    if existing or any_table:
         cur.execute(BLOCKING_SESSIONS_SQL, dict(query_chars=QUERY_CHARS, old_s=old_transaction_s,
-                                                idle_s=idle_in_transaction_s,
+                                                idle_s=idle_in_transaction_s, any_table=bool(any_table),
                                                 oids=[oids[name] for name in existing]))
         for row in cur.fetchall():
             sessions.append(dict(pid=row[0], user=row[1], application=row[2], client=row[3], state=row[4],
@@ -111,8 +115,9 @@ def describe_session(session):
                                 " ".join(session["query"].split())))
 
 
-def blocking_sessions_box(existing, absent, sessions, old_transaction_threshold, idle_in_transaction_threshold):
-    details = dict(tables=existing, tables_not_yet_created=absent, sessions=sessions,
+def blocking_sessions_box(existing, absent, sessions, old_transaction_threshold, idle_in_transaction_threshold,
+                          any_table=False):
+    details = dict(tables=existing, tables_not_yet_created=absent, sessions=sessions, any_table=bool(any_table),
                    old_transaction_threshold=old_transaction_threshold,
                    idle_in_transaction_threshold=idle_in_transaction_threshold)
     if sessions:
@@ -120,11 +125,12 @@ def blocking_sessions_box(existing, absent, sessions, old_transaction_threshold,
                    "%d session%s would block the migrations: %s" % (
                        len(sessions), "" if len(sessions) == 1 else "s",
                        "; ".join(describe_session(s) for s in sessions)), details)
-    if not existing:
+    if not existing and not any_table:
         return box("blocking_sessions", True, "no existing table to check", details)
     return box("blocking_sessions", True,
                "no transaction older than %s and no session idle in transaction for %s holds a lock on %s"
-               % (old_transaction_threshold, idle_in_transaction_threshold, ", ".join(existing)), details)
+               % (old_transaction_threshold, idle_in_transaction_threshold,
+                  "any table" if any_table else ", ".join(existing)), details)
 
 
 # ---------------------------------------------------------------- backup space
@@ -254,6 +260,31 @@ def rollback_scripts_box(status):
     return box("rollback_scripts", True, "every pending migration has a rollback script", details)
 
 
+def rollback_plan_box(status, rollback, target):
+    """rollback_scripts for a rollback: the engine's own plan (check mode) of rolling back to ``target``."""
+    if not _status_ok(status):
+        return _not_checked("rollback_scripts", "the migration set's status is unknown")
+    if not target:
+        return box("rollback_scripts", False, "a rollback needs a target version (migrate_target, or none for "
+                   "the whole set)", dict(target=None))
+    if not _ran(rollback):
+        return _not_checked("rollback_scripts", "the rollback was not planned")
+    details = dict(target=target, to_roll_back=list(rollback.get("rolled_back") or []))
+    if _failed_task(rollback):
+        return box("rollback_scripts", False, "the rollback to %s cannot run: %s" % (target, rollback.get("msg")),
+                   details)
+    if not details["to_roll_back"]:
+        return box("rollback_scripts", True, "nothing to roll back to %s" % target, details)
+    return box("rollback_scripts", True, "every migration to roll back has a rollback script: %s"
+               % ", ".join(details["to_roll_back"]), details)
+
+
+def to_roll_back(rollback):
+    if not _ran(rollback) or _failed_task(rollback):
+        return None
+    return list(rollback.get("rolled_back") or [])
+
+
 def preconditions_box(status):
     if not _status_ok(status):
         return _not_checked("preconditions", "the migration set's status is unknown")
@@ -272,11 +303,12 @@ def preconditions_box(status):
         len(results), "" if len(results) == 1 else "s", ", ".join(r.get("version") for r in results)), details)
 
 
-def _session_boxes(sessions, status, nothing_pending):
+def _session_boxes(sessions, status, nothing_to_do, purpose="rollout"):
     """The blocking_sessions and backup_space boxes from pg_preflight's result."""
-    if nothing_pending:
-        return [box("blocking_sessions", True, "nothing pending: no migration takes a lock"),
-                box("backup_space", True, "nothing pending: no backup is taken")]
+    if nothing_to_do:
+        what = "nothing pending" if purpose == "rollout" else "nothing to roll back"
+        return [box("blocking_sessions", True, "%s: no migration takes a lock" % what),
+                box("backup_space", True, "%s: no backup is taken" % what)]
     if not _status_ok(status):
         return [_not_checked("blocking_sessions", "the migration set's status is unknown"),
                 _not_checked("backup_space", "the migration set's status is unknown")]
@@ -311,6 +343,17 @@ def change_ticket_box(ticket, required, pattern, environment):
     return box("change_ticket", True, "change ticket %s" % ticket, details)
 
 
+def nothing_to_roll_back_box(status, doomed, target):
+    if doomed is None:
+        return _not_checked("nothing_pending", "the rollback could not be planned")
+    details = dict(to_roll_back=doomed, target=target, current_version=status.get("current_version"))
+    if not doomed:
+        return box("nothing_pending", True, "nothing to roll back: %s is at %s" % (
+            status.get("migration_set"), status.get("current_version") or "no version"), details)
+    return box("nothing_pending", True, "%d to roll back to %s: %s" % (len(doomed), target, ", ".join(doomed)),
+               details)
+
+
 def nothing_pending_box(status):
     if not _status_ok(status):
         return _not_checked("nothing_pending", "the migration set's status is unknown")
@@ -324,31 +367,53 @@ def nothing_pending_box(status):
 
 def checklist(ping=None, status=None, sessions=None, accepted_major_versions=(15,), change_ticket=None,
               require_change_ticket=False, change_ticket_pattern="^CHG[0-9]+$", environment="local",
-              where="", migration_path=""):
-    """Every box of the preflight checklist and the role's result fact (``preflight_result``)."""
-    nothing_pending = _status_ok(status) and not (status.get("pending") or [])
+              where="", migration_path="", purpose="rollout", rollback=None, rollback_target=""):
+    """Every box of the preflight checklist and the role's result fact (``preflight_result``).
+
+    ``purpose`` rollout checks what applying the pending migrations needs; rollback checks what rolling
+    back to ``rollback_target`` needs (``rollback`` is pg_migrate's plan of it, in check mode): its
+    rollback scripts, and locks on any table. ``nothing_pending`` is then "nothing to roll back".
+    """
+    if purpose not in ("rollout", "rollback"):
+        raise PreflightError("preflight_purpose must be rollout or rollback, not %s" % purpose)
     boxes = [credentials_box(ping, where),
              server_version_box(ping, accepted_major_versions),
-             migration_set_box(status, migration_path),
-             rollback_scripts_box(status),
-             preconditions_box(status)]
-    boxes.extend(_session_boxes(sessions, status, nothing_pending))
+             migration_set_box(status, migration_path)]
+    doomed = None
+    if purpose == "rollout":
+        nothing_to_do = _status_ok(status) and not (status.get("pending") or [])
+        boxes.append(rollback_scripts_box(status))
+        boxes.append(preconditions_box(status))
+    else:
+        doomed = to_roll_back(rollback) if _status_ok(status) and rollback_target else None
+        nothing_to_do = doomed == []
+        boxes.append(rollback_plan_box(status, rollback, rollback_target))
+        boxes.append(box("preconditions", True, "a rollback runs no precondition"))
+    boxes.extend(_session_boxes(sessions, status, nothing_to_do, purpose))
     boxes.append(change_ticket_box(change_ticket, require_change_ticket, change_ticket_pattern, environment))
-    boxes.append(nothing_pending_box(status))
+    if purpose == "rollout":
+        boxes.append(nothing_pending_box(status))
+    else:
+        boxes.append(nothing_to_roll_back_box(status, doomed, rollback_target))
     failed = [b for b in boxes if not b["ok"]]
     if failed:
         msg = "preflight: %d of %d checklist boxes do not hold: %s" % (
             len(failed), len(boxes), "; ".join("[%s] %s" % (b["name"], b["msg"]) for b in failed))
-    elif nothing_pending:
+    elif purpose == "rollback":
+        msg = "preflight: every box holds; %s" % boxes[-1]["msg"]
+    elif nothing_to_do:
         msg = "preflight: every box holds; nothing is pending, the rest of the rollout is skipped"
     else:
         msg = "preflight: every box holds; %d migration%s pending" % (
             len(status.get("pending")), "" if len(status.get("pending")) == 1 else "s")
     version = ((ping or {}).get("server_version") or {}).get("full")
-    return dict(changed=False, failed=bool(failed), msg=msg, boxes=boxes, nothing_pending=bool(nothing_pending),
-                server_version=version, pending=list((status or {}).get("pending") or []),
-                current_version=(status or {}).get("current_version") if _status_ok(status) else None,
-                failed_boxes=[b["name"] for b in failed], report=report(boxes))
+    result = dict(changed=False, failed=bool(failed), msg=msg, boxes=boxes, nothing_pending=bool(nothing_to_do),
+                  server_version=version, pending=list((status or {}).get("pending") or []),
+                  current_version=(status or {}).get("current_version") if _status_ok(status) else None,
+                  failed_boxes=[b["name"] for b in failed], report=report(boxes), purpose=purpose)
+    if purpose == "rollback":
+        result["to_roll_back"] = doomed
+    return result
 
 
 def report(boxes):

@@ -31,6 +31,12 @@ options:
     type: list
     elements: str
     default: []
+  any_table:
+    description:
+      - Check locks on every table of the database (outside the system catalogs) instead of O(tables), as
+        before a rollback, whose scripts' tables are not known in advance.
+    type: bool
+    default: false
   old_transaction_threshold:
     description: A transaction at least this old (PostgreSQL duration) holding a lock on one of O(tables) blocks.
     type: str
@@ -145,6 +151,7 @@ def argument_spec():
     spec = postgres_common_argument_spec()
     spec.update(
         tables=dict(type="list", elements="str", default=[]),
+        any_table=dict(type="bool", default=False),
         old_transaction_threshold=dict(type="str", default="5min"),
         idle_in_transaction_threshold=dict(type="str", default="10s"),
         backup_dir=dict(type="path"),
@@ -162,9 +169,9 @@ def thresholds(params):
 
 
 def run(cur, params, old_s, idle_s):
-    existing, absent, sessions = find_blocking_sessions(cur, params["tables"], old_s, idle_s)
+    existing, absent, sessions = find_blocking_sessions(cur, params["tables"], old_s, idle_s, params["any_table"])
     boxes = [blocking_sessions_box(existing, absent, sessions, params["old_transaction_threshold"],
-                                   params["idle_in_transaction_threshold"])]
+                                   params["idle_in_transaction_threshold"], params["any_table"])]
     cur.execute("SELECT pg_database_size(current_database())")
     size = cur.fetchone()[0]
     if params["backup_dir"]:

@@ -181,3 +181,29 @@ def test_a_migration_set_that_cannot_be_read_fails_and_is_never_nothing_pending(
     assert proc.returncode != 0 and result["nothing_pending"] is False
     assert only_failed(result)[0] == "migration_set"
     assert "no_such_set does not exist" in boxes(result)["migration_set"]["msg"]
+
+
+def test_before_a_rollback_the_engines_plan_is_checked_and_sessions_on_any_table_block(db, tmp_path, idle_session):
+    result, proc = db.pg_migrate(path=PHASE_C)
+    assert proc.returncode == 0, result.get("msg")
+    result, proc, tasks = preflight(db, tmp_path, preflight_purpose="rollback",
+                                    migrate_target="003_add_api_keys_table")
+    assert proc.returncode == 0, failed_task_msgs(tasks)
+    assert result["to_roll_back"] == VERSIONS[:2:-1] and result["nothing_pending"] is False
+    assert all(not r.get("changed") for _, r in tasks)
+
+    mset = tmp_path / "phase_c"
+    shutil.copytree(PHASE_C, str(mset))
+    os.unlink(str(mset / "rollback" / "005_add_weight_overrides_table.sql"))
+    db.psql("CREATE TABLE unrelated (id int)")
+    pid = idle_session("LOCK TABLE unrelated IN SHARE MODE", application="reporting")
+    applied = db.versions()
+    result, proc, tasks = preflight(db, tmp_path, migrate_path=str(mset), preflight_purpose="rollback",
+                                    migrate_target="003_add_api_keys_table",
+                                    preflight_idle_in_transaction_threshold="0s")
+    assert proc.returncode != 0
+    assert only_failed(result) == ["rollback_scripts", "blocking_sessions", "nothing_pending"]
+    msg = failed_task_msgs(tasks)[-1]
+    assert "005_add_weight_overrides_table has no rollback script" in msg
+    assert "pid %d" % pid in msg and "application reporting" in msg and "unrelated ShareLock" in msg
+    assert db.versions() == applied

@@ -164,3 +164,40 @@ def test_margin_must_be_positive():
 
 def test_result_is_json_serialisable():
     assert json.loads(json.dumps(run())) == run()
+
+
+APPLIED = dict(STATUS, applied_versions=["001_a", "002_b", "003_c"], pending=[], current_version="003_c",
+               pending_tables={}, preconditions=[], missing_rollbacks=[])
+
+
+def test_rollback_purpose_checks_the_engines_rollback_plan():
+    plan = dict(changed=False, rolled_back=["003_c", "002_b"])
+    result = run(purpose="rollback", status=APPLIED, rollback=plan, rollback_target="001_a")
+    assert result["failed"] is False and result["nothing_pending"] is False
+    assert result["to_roll_back"] == ["003_c", "002_b"] and result["purpose"] == "rollback"
+    assert "003_c, 002_b" in boxes(result)["rollback_scripts"]["msg"]
+    assert boxes(result)["nothing_pending"]["msg"] == "2 to roll back to 001_a: 003_c, 002_b"
+
+
+def test_rollback_purpose_fails_with_the_engines_refusal():
+    plan = dict(failed=True, msg="002_b has no rollback script rollback/002_b.sql")
+    result = run(purpose="rollback", status=APPLIED, rollback=plan, rollback_target="001_a", sessions=SKIPPED)
+    assert "rollback_scripts" in result["failed_boxes"]
+    assert "the rollback to 001_a cannot run: 002_b has no rollback script" in result["msg"]
+    assert result["to_roll_back"] is None and result["nothing_pending"] is False
+
+
+def test_rollback_purpose_needs_a_target():
+    result = run(purpose="rollback", status=APPLIED, rollback=SKIPPED, rollback_target="", sessions=SKIPPED)
+    assert "a rollback needs a target version" in boxes(result)["rollback_scripts"]["msg"]
+
+
+def test_nothing_to_roll_back_is_nothing_pending():
+    result = run(purpose="rollback", status=APPLIED, rollback=dict(changed=False, rolled_back=[]),
+                 rollback_target="003_c", sessions=SKIPPED)
+    assert result["failed"] is False and result["nothing_pending"] is True and result["to_roll_back"] == []
+
+
+def test_unknown_purpose_is_named():
+    with pytest.raises(PreflightError, match="preflight_purpose must be rollout or rollback, not sideways"):
+        run(purpose="sideways")
