@@ -24,8 +24,9 @@ description:
     C(db_password). With neither, libpq finds the password as usual (C(PGPASSFILE), C(~/.pgpass),
     C(PGPASSWORD)) and C(db_password) is not set, which is the preferred way.
   - A server that cannot be reached fails the whole source with an error naming it. Set
-    C(inventory_unparsed_failed = true) (or C(ANSIBLE_INVENTORY_UNPARSED_FAILED=true)) so that Ansible
-    stops there instead of running the play without those hosts.
+    C(unparsed_is_failed = true) in the C([inventory]) section of C(ansible.cfg) (or the environment variable
+    C(ANSIBLE_INVENTORY_UNPARSED_FAILED=true)) so that Ansible stops there instead of running the play
+    without those hosts.
   - The configuration file's name must end in C(pg_databases.yml) or C(pg_databases.yaml).
 author:
   - teei.db_rollout maintainers (@teei)
