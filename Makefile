@@ -49,11 +49,14 @@ setup: $(STAMP) $(COLL_LINK) $(GET_PIP)
 demo: setup
 	$(BIN)/python tests/harness/pgcluster.py start --dir $(DEMO_DIR)/pg --port $(DEMO_PORT) \
 	  --fixtures --dbname cockpit >/dev/null
+	@echo "== review: what Phase C will do to the demo database, graded"
+	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/review.yml
+	@echo "== rollout: preflight, review, maintenance on, backup, migrate, verify, maintenance off, record"
 	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/rollout.yml
+	@echo "== status"
 	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/status.yml
-	@echo "Demo database: cockpit on 127.0.0.1:$(DEMO_PORT) (user postgres, trust). Its record: the history"
-	@echo "table public.schema_migrations; read it with"
-	@echo "  psql -h 127.0.0.1 -p $(DEMO_PORT) -U postgres cockpit -c 'TABLE schema_migrations'"
+	@echo "Demo database: cockpit on 127.0.0.1:$(DEMO_PORT) (user postgres, trust); backups in $(DEMO_DIR)/backups."
+	@echo "Run record: $$(ls -t $(DEMO_DIR)/records/*.json | head -1) (and its .md summary beside it)"
 	@echo "Remove the demo cluster with: make demo-clean"
 
 demo-clean:
