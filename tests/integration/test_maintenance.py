@@ -426,3 +426,14 @@ def test_the_pgbouncer_harness_cli_starts_a_pgbouncer_molecule_can_reuse_and_sto
         subprocess.run(cli + ["stop", "--dir", base], check=True)
     assert not os.path.exists(os.path.join(base, "pgbouncer.json"))
     shutil.rmtree(parent)
+
+
+def test_a_planned_window_longer_than_query_wait_timeout_is_refused_before_pausing(db, tmp_path):
+    with pgbouncer.PgBouncer.start(db.cluster, [db.name], users={APP_ROLE: APP_PASSWORD},
+                                   query_wait_timeout=30) as short:
+        inventory = write_inventory(tmp_path / "inv.json", db,
+                                    **bouncer_vars(short, review_result={"predicted_window_seconds": 45}))
+        result, proc = play(inventory, "on")
+        assert proc.returncode != 0
+        assert "query_wait_timeout=30s, but the planned window is 45s" in result["msg"]
+        assert paused(short, db) == (0, 0)
