@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(PROJECT_DIR, "tests", "harness"))
 
 sys.path.insert(0, os.path.join(PROJECT_DIR, ".collections"))
 
+import app_client  # noqa: E402  (the pgbouncer scenario's application)
 import pgcluster  # noqa: E402  (the harness: one place that knows the clusters)
 from ansible_collections.teei.db_rollout.plugins.plugin_utils import run_record  # noqa: E402  (its schema)
 
@@ -297,6 +298,24 @@ def assert_app_can_work(instance, port=None, up_to=PHASE_C_VERSIONS[-1]):
                 conn.rollback()
     finally:
         conn.close()
+
+
+def assert_client_waited_through(log_path, first_change, last_change):
+    """The application's client (shared/app_client.py) wrote its final counts with no error, was
+    answered before the change and after it, and one of its queries, sent before the first
+    change (``first_change``, a datetime) was answered only after the last one: it waited
+    through the window instead of failing."""
+    queries, final = app_client.read_log(log_path)
+    errors = [line for line in queries if not line["ok"]]
+    assert final is not None, "the client did not finish its log (was it stopped?): %s" % log_path
+    assert (final["errors"], errors) == (0, []), errors[:5]
+    assert final["queries"] == len(queries) > 0
+    first, last = [moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                   for moment in (first_change, last_change)]
+    assert min(line["answered"] for line in queries) < first, (queries[0], first)
+    assert max(line["answered"] for line in queries) > last, (queries[-1], last)
+    assert [line for line in queries if line["started"] < first and line["answered"] > last], \
+        "no query sent before %s was held until after %s" % (first, last)
 
 
 # ---------------------------------------------------------------- backups
