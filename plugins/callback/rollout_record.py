@@ -87,8 +87,15 @@ class CallbackModule(CallbackBase):
         self.playbook = getattr(playbook, "_file_name", None)
 
     def v2_playbook_on_play_start(self, play):
-        play_vars = play.get_variable_manager().get_vars(play=play)
-        self.play_hosts.append(list(play_vars.get("ansible_play_hosts_all") or []))
+        manager = play.get_variable_manager()
+        play_vars = manager.get_vars(play=play)
+        # Every host of the play's pattern, not only this serial batch's, so that the databases of
+        # waves a failure stopped are listed too.
+        try:
+            hosts = [h.get_name() for h in manager._inventory.get_hosts(play.hosts, ignore_restrictions=True)]
+        except Exception:  # pylint: disable=broad-except  # the batch's hosts are the fallback
+            hosts = []
+        self.play_hosts.append(hosts or list(play_vars.get("ansible_play_hosts_all") or []))
         self.inventory = list(play_vars.get("ansible_inventory_sources") or self.inventory)
         self.hostvars = play_vars.get("hostvars")
 
