@@ -115,10 +115,15 @@ molecule: setup
 	  $(BIN)/molecule test --all; \
 	else echo "molecule: no scenarios yet: nothing to run"; fi
 
-# Measures, asserts nothing; not part of make test.
+# Measures, asserts nothing; not part of make test. Each prints ratios against the alternatives
+# measured in the same run: the engine against psql, the fleet (200 databases, forks 10; 8 with forks 8
+# against forks 1; the no-op rollout against a one-task postgresql_ping playbook).
 BENCH_COMPANIES ?= 20000
+BENCH_FLEET     ?= 200
 bench: setup
 	$(BIN)/python benchmarks/phase_c.py --companies $(BENCH_COMPANIES)
+	$(BIN)/python benchmarks/engine.py --small 20 --large 200 --applied 10000 --repeat 3
+	$(BIN)/python benchmarks/fleet.py --databases $(BENCH_FLEET) --forks 10
 
 clean: demo-clean
 	rm -rf $(BUILD_DIR) .collections .pytest_cache
