@@ -5,6 +5,7 @@ run record hold afterwards."""
 import glob
 import json
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -14,6 +15,7 @@ import psycopg2
 import pytest
 
 from conftest import ROOT, VENV_BIN, ansible_env
+from _backup import postgres_owned_dir  # noqa: F401  (a fixture)
 
 PHASE_C = os.path.join(ROOT, "migrations", "phase_c")
 PHASE_C_VERSIONS = ["001_add_tenant_routing", "002_add_rbac_roles", "003_add_api_keys_table",
@@ -57,7 +59,7 @@ def play(playbook, inventory, record_dir, extra_vars=None, check=False, timeout=
 
 
 def write_inventory(path, hosts, **group_vars):
-    """An inventory whose `databases` group holds one host per (name, Database)."""
+    """An inventory whose `databases` group holds one host per (name, Database[, host vars])."""
     inventory = {"all": {"children": {"databases": {"hosts": {}}}, "vars": {
         "ansible_connection": "local",
         "ansible_python_interpreter": os.path.join(VENV_BIN, "python"),
@@ -68,9 +70,9 @@ def write_inventory(path, hosts, **group_vars):
         "maintenance_app_roles": ["cockpit_app"],
     }}}
     inventory["all"]["vars"].update(group_vars)
-    for name, db in hosts:
+    for name, db, *extra in hosts:
         inventory["all"]["children"]["databases"]["hosts"][name] = dict(
-            db_host=db.cluster.host, db_port=db.cluster.port, db_name=db.name)
+            db_host=db.cluster.host, db_port=db.cluster.port, db_name=db.name, **(extra[0] if extra else {}))
     path.write_text(json.dumps(inventory, indent=2))
     return str(path)
 
@@ -238,6 +240,25 @@ def test_failing_rollback_script_with_restore_on_failure_restores_the_backup(db,
     assert entry["results"]["restore_result"]["sha256_ok"] is True
 
 
+def test_rollout_on_the_database_host_over_its_unix_socket(db, env, postgres_owned_dir):  # noqa: F811
+    """The production path: the modules run on the database host as the postgres OS user (become)
+    and connect through the Unix socket; the backup is written there; the record on the controller."""
+    backups = os.path.join(postgres_owned_dir, "backups")
+    inventory = env.inventory([("cockpit", db, dict(
+        ansible_become=True, ansible_become_user="postgres", ansible_become_method="su",
+        ansible_python_interpreter="/usr/bin/python3", db_unix_socket=db.cluster.socketdir,
+        db_delegate_to_controller=False))], backup_dir=backups)
+    run = play("rollout.yml", inventory, env.records, {"change_ticket": "CHG1007"})
+    assert run.rc == 0, run.out[-4000:]
+    assert applied(db) == PHASE_C_VERSIONS
+    entry = record_db(run.record(), "cockpit")
+    backup = entry["results"]["backup_result"]
+    assert backup["path"].startswith(backups)
+    assert os.stat(backup["path"]).st_uid == pwd.getpwnam("postgres").pw_uid
+    assert stat.S_IMODE(os.stat(backup["directory"]).st_mode) == 0o700
+    assert app_can_connect(db)
+
+
 def test_production_run_without_a_change_ticket_stops_in_preflight(db, env):
     before = db.schema()
     inventory = env.inventory([("cockpit", db)], rollout_environment="production")
@@ -278,7 +299,7 @@ def test_fleet_stops_after_the_wave_with_a_failure(pg_cluster, env, tmp_path):
                    {"change_ticket": "CHG1006", "rollout_waves": [1, 3, "100%"]})
         assert run.rc != 0
         record = run.record()
-        by_name = {d["database"]: d for d in record["databases"]}
+        by_name = {d["host"][len("pg1_"):]: d for d in record["databases"]}
         assert by_name["tenant_01"]["outcome"] == "moved"
         assert [n for n in names if by_name[n]["outcome"] == "failed"] == ["tenant_03"]
         assert pg_cluster.psql("SELECT to_regclass('public.api_keys') IS NULL", dbname="tenant_03") == "t"
