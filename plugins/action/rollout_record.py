@@ -15,6 +15,8 @@ from ansible.release import __version__ as ansible_core_version
 
 from ansible_collections.teei.db_rollout.plugins.plugin_utils import run_record
 
+# The inventory group of the databases (shared contract); recorded when the writing play runs on localhost.
+DATABASES_GROUP = "databases"
 NOT_RECORDED = ("failed or unreachable earlier in the run (enable the teei.db_rollout.rollout_record callback "
                 "to record which task failed and why)")
 
@@ -73,7 +75,11 @@ class ActionModule(ActionBase):
         if args.get("record_dir"):
             context["record_dir"] = run_record.record_directory(args["record_dir"])
         hosts = args.get("hosts") or task_vars.get("ansible_play_hosts_all") or []
-        still_running = set(task_vars.get("ansible_play_hosts") or [])
+        if list(hosts) == ["localhost"]:
+            hosts = task_vars.get("groups", {}).get(DATABASES_GROUP) or hosts
+        # A host of this play that dropped out failed; a host of an earlier play failed if a result says so.
+        in_play = set(task_vars.get("ansible_play_hosts_all") or [])
+        dropped_out = in_play - set(task_vars.get("ansible_play_hosts") or [])
         logs = []
         secrets = run_record.host_secrets(task_vars["hostvars"], [str(h) for h in hosts] + ["localhost"],
                                           skip=(AnsibleError, KeyError))
@@ -83,12 +89,12 @@ class ActionModule(ActionBase):
                 value = self._hostvar(task_vars, name, fact)
                 if value is not None:
                     log.add_fact(fact, value)
-            if name not in still_running:
+            if name in dropped_out:
                 log.failed = True
-                if not any((log.last(fact) or {}).get("failed") for fact in run_record.RESULT_FACTS):
+                if not log.failed_fact():
                     log.add_error(None, NOT_RECORDED)
             logs.append(log)
-        status = "failed" if any(log.failed for log in logs) else "succeeded"
+        status = "failed" if any(log.failed or log.failed_fact() for log in logs) else "succeeded"
         record = run_record.build_record(context, logs, status, check_mode=self._play_context.check_mode,
                                          ansible_core=ansible_core_version,
                                          collection=run_record.collection_version(), written_by="role",

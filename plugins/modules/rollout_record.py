@@ -45,7 +45,10 @@ options:
     description: Where the record goes; with V(finished), overrides the run context's directory.
     type: path
   hosts:
-    description: The databases to record (V(finished)); the play's hosts when empty.
+    description:
+      - The databases to record (V(finished)); the play's hosts when empty, or the C(databases) group when the
+        play runs on localhost only.
+      - A host counts as failed when it dropped out of this play or one of its result facts failed.
     type: list
     elements: str
 author:

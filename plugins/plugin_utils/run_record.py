@@ -154,6 +154,13 @@ class HostLog(object):
         values = self.facts.get(fact)
         return values[-1] if values else None
 
+    def failed_fact(self):
+        """The first result fact whose last value failed, or None."""
+        for fact in RESULT_FACTS:
+            if (self.last(fact) or {}).get("failed"):
+                return fact
+        return None
+
     def has_results(self):
         return bool(self.facts or self.errors)
 
@@ -219,15 +226,14 @@ def _migrations(log):
 
 def _failure(log):
     """Why this database failed, or None: the first failed task, else the first failed result fact."""
-    if not log.failed and not any((log.last(fact) or {}).get("failed") for fact in RESULT_FACTS):
+    failed_fact = log.failed_fact()
+    if not log.failed and not failed_fact:
         return None
     for error in log.errors:
         if not error["ignored"]:
             return "%s: %s" % (error["task"], error["msg"]) if error["task"] else error["msg"]
-    for fact in RESULT_FACTS:
-        value = log.last(fact)
-        if value and value.get("failed"):
-            return "%s: %s" % (fact, value.get("msg") or "failed")
+    if failed_fact:
+        return "%s: %s" % (failed_fact, log.last(failed_fact).get("msg") or "failed")
     return "failed (no task message was recorded)"
 
 

@@ -230,6 +230,16 @@ def test_without_the_callback_the_role_writes_the_record(inventory, tmp_path):
     assert_no_secret(records)
 
 
+def test_without_the_callback_the_role_on_localhost_records_the_databases_group(inventory, tmp_path):
+    records = tmp_path / "records"
+    proc = playbook("rollout.yml", inventory, records, callback=False, extra_vars=dict(record_test_close_on="localhost"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, record = the_record(records)
+    assert (record["written_by"], record["outcome"]["status"]) == ("role", "succeeded")
+    assert [s["host"] for s in record["summary"]["moved"]] == HOSTS
+    assert_no_secret(records)
+
+
 def test_without_the_callback_a_run_stopped_by_a_wave_leaves_the_record_running(inventory, tmp_path):
     """Why the callback must be enabled: the end-of-run play never runs when a wave stops the playbook."""
     records = tmp_path / "records"
