@@ -160,6 +160,7 @@ keyed_groups:
   - key: db_server
     prefix: server
 
+---
 # staging.pg_databases.yml: one server, a regular expression, the password in ~/.pgpass (or PGPASSFILE),
 # tasks on the database host through its Unix socket
 plugin: teei.db_rollout.pg_databases
