@@ -14,21 +14,15 @@ __metaclass__ = type
 import getpass
 import os
 import socket
-import time
-import uuid
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import MigrationSetError
+from ansible_collections.teei.db_rollout.plugins.plugin_utils.run_record import new_run_id
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.sqlparse import load_set
 
 WRITING_STATES = ("applied", "rolled_back")
-
-
-def default_run_id():
-    """A sortable, unique run id: UTC time and a random suffix."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
 class ActionModule(ActionBase):
@@ -54,7 +48,7 @@ class ActionModule(ActionBase):
             return result
         args.update(path=path, set_name=set_name, _migration_set=mset.to_wire())
         if not args.get("run_id") and args.get("state", "applied") in WRITING_STATES:
-            args["run_id"] = default_run_id()
+            args["run_id"] = new_run_id()
         if not args.get("applied_by"):
             args["applied_by"] = "%s@%s" % (getpass.getuser(), socket.gethostname())
         result.update(self._execute_module(module_name="teei.db_rollout.pg_migrate", module_args=args,
