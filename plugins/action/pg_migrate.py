@@ -53,9 +53,6 @@ class ActionModule(ActionBase):
             args["applied_by"] = "%s@%s" % (getpass.getuser(), socket.gethostname())
         result.update(self._execute_module(module_name="teei.db_rollout.pg_migrate", module_args=args,
                                            task_vars=task_vars))
-        invocation = result.get("invocation", {}).get("module_args")
-        if isinstance(invocation, dict):
-            invocation.pop("_migration_set", None)
         if args.get("state") == "status" and isinstance(result.get("pending"), list):
             result["pending_tables"] = dict((version, mset.get(version).script.tables())
                                             for version in result["pending"] if mset.get(version) is not None)

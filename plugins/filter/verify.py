@@ -12,10 +12,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.teei.db_rollout.plugins.module_utils.verify import verdict
 
 
-def verify_verdict(queries, set_result=None):
+def verify_verdict(queries, set_result=None, batch=None, specs=None):
     if not isinstance(queries, list):
         raise AnsibleFilterError("verify_verdict takes the list of postgresql_query results (register.results)")
-    return verdict(set_result=set_result, queries=queries)
+    return verdict(set_result=set_result, queries=queries, batch=batch, specs=specs)
 
 
 class FilterModule(object):

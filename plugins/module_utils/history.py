@@ -21,6 +21,7 @@ __metaclass__ = type
 
 import re
 
+from ansible_collections.community.postgresql.plugins.module_utils.database import pg_quote_identifier
 from ansible_collections.teei.db_rollout.plugins.module_utils.planning import HistoryRow
 
 DEFAULT_TABLE = "public.schema_migrations"
@@ -65,6 +66,8 @@ class HistoryTableError(ValueError):
 
 
 def quote_ident(name):
+    """A whole name as one identifier, as PostgreSQL's quote_ident() quotes it: for database and role names,
+    which may hold a dot, where community.postgresql's pg_quote_identifier would split them."""
     return '"%s"' % name.replace('"', '""')
 
 
@@ -79,9 +82,10 @@ class HistoryTable(object):
             raise HistoryTableError("history_table %r: the table name may have at most %d characters (its log "
                                     "table adds %s)" % (name, 63 - len(LOG_SUFFIX), LOG_SUFFIX))
         self.name = "%s.%s" % (self.schema, self.table)
-        self.sql_name = "%s.%s" % (quote_ident(self.schema), quote_ident(self.table))
+        # The name is plain (checked above), so community.postgresql's quoting splits it where we did.
+        self.sql_name = pg_quote_identifier(self.name, "table")
         self.log_name = "%s.%s%s" % (self.schema, self.table, LOG_SUFFIX)
-        self.log_sql_name = "%s.%s" % (quote_ident(self.schema), quote_ident(self.table + LOG_SUFFIX))
+        self.log_sql_name = pg_quote_identifier(self.log_name, "table")
 
     # -- the run lock --------------------------------------------------------
     def lock_key_sql(self):
@@ -125,7 +129,7 @@ class HistoryTable(object):
         done = []
         existing = self.columns(cur)
         if existing is None:
-            cur.execute("CREATE SCHEMA IF NOT EXISTS %s" % quote_ident(self.schema))
+            cur.execute("CREATE SCHEMA IF NOT EXISTS %s" % pg_quote_identifier(self.schema, "schema"))
             cur.execute("CREATE TABLE %s (%s)" % (self.sql_name, ", ".join(
                 "%s %s" % (name, ddl) for name, ddl in RUNBOOK_COLUMNS + ENGINE_COLUMNS)))
             done.append("created %s" % self.name)

@@ -35,6 +35,8 @@ import json
 import re
 import time
 
+from ansible_collections.teei.db_rollout.plugins.module_utils.history import quote_ident
+
 RECORD_SCHEMA = "teei_maintenance"
 RECORD_TABLE = "access_state"
 PUBLIC = "PUBLIC"
@@ -50,11 +52,6 @@ class MaintenanceError(Exception):
         super(MaintenanceError, self).__init__(msg)
         self.msg = msg
         self.result = result or {}
-
-
-def quote_ident(name):
-    """Quote an identifier the way PostgreSQL's quote_ident does, always."""
-    return '"%s"' % name.replace('"', '""')
 
 
 def grantee_sql(name):

@@ -61,8 +61,24 @@ def set_checks(set_result):
     return checks
 
 
-def verdict(set_result=None, queries=None):
-    """The verify role's result fact (``verify_result``)."""
+def batch_queries(batch, specs):
+    """Per-check results from one postgresql_query run of every check's query (``query_all_results``, in
+    the order of ``specs``); None when that run did not succeed, so that the checks run one by one."""
+    if not batch or batch.get("skipped") or batch.get("failed"):
+        return None
+    rows = batch.get("query_all_results") or []
+    if len(rows) != len(specs):
+        return None
+    return [dict(item=spec, query_result=result) for spec, result in zip(specs, rows)]
+
+
+def verdict(set_result=None, queries=None, batch=None, specs=None):
+    """The verify role's result fact (``verify_result``). The validation queries come either as one
+    batch (every query in one read-only session; ``specs`` in its order) or, when that batch failed, as
+    the results of running them one by one (``queries``), which name the query that failed."""
+    batched = batch_queries(batch, specs or [])
+    if batched is not None:
+        queries = batched
     checks = set_checks(set_result)
     specs = [q.get("item") or {} for q in (queries or [])]
     seen = set()

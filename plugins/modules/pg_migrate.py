@@ -522,8 +522,11 @@ def _module_result(module, result):
     result = dict(result)
     for warning in result.pop("warnings", []):
         module.warn(warning)
+    # The parsed set is the action plugin's own input: echoing it back would multiply the result's size
+    # by the set's (megabytes for thousands of migrations) for nothing the task can use.
+    result["invocation"] = dict(module_args=dict((k, v) for k, v in module.params.items() if k != "_migration_set"))
     diff = result.pop("diff", None)
-    if diff:
+    if diff and module._diff:
         result["diff"] = dict(before="".join(v + "\n" for v in diff["before"]["versions"]),
                               after="".join(v + "\n" for v in diff["after"]["versions"]))
     return result

@@ -77,3 +77,27 @@ def test_matching(value, expect, ok):
 def test_first_value_of_no_rows_is_none():
     assert first_value({}) is None and first_value([]) is None and first_value([{"a": 3, "b": 4}]) == 3
     assert verdict(None, [query("empty", _NO_ROW, None)])["ok"]
+
+
+def batch(*rows, **result):
+    return dict(result, changed=False, query_all_results=list(rows))
+
+
+def test_a_batch_of_queries_is_judged_check_by_check_in_its_order():
+    specs = [dict(name="tables", sql="SELECT 1", expect="none", description="tables missing"),
+             dict(name="roles", sql="SELECT 2", expect=4)]
+    result = verdict(SET_OK, [], batch=batch([{"v": "none"}], [{"n": 3}]), specs=specs)
+    assert [c["name"] for c in result["checks"]] == ["verify/001_a.sql", "verify.sql", "tables", "roles"]
+    assert result["failed_checks"] == ["roles"] and "[roles] returned: 3 (expected 4)" in result["msg"]
+
+
+def test_a_failed_batch_defers_to_the_one_by_one_results():
+    specs = [dict(name="ok", sql="SELECT 1", expect=1), dict(name="bad", sql="SELECT nope", expect=0)]
+    one_by_one = [query("ok", 1, 1), query("bad", None, 0, failed=True, msg='column "nope" does not exist')]
+    result = verdict(None, one_by_one, batch=dict(failed=True, msg="Cannot execute SQL 'SELECT nope'"), specs=specs)
+    assert result["failed_checks"] == ["bad"] and [c["ok"] for c in result["checks"]] == [True, False]
+
+
+def test_a_skipped_batch_with_no_checks_is_no_check():
+    result = verdict(SET_OK, [], batch=dict(skipped=True), specs=[])
+    assert result["ok"] and [c["name"] for c in result["checks"]] == ["verify/001_a.sql", "verify.sql"]
