@@ -132,11 +132,19 @@ class Console(object):
             self.conn.close()
 
 
+def utc_now():
+    """Now in UTC, in the form the connections method reads from PostgreSQL (YYYY-MM-DDTHH:MM:SSZ)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 class Coordinator(object):
-    """Pause or disable one database on several PgBouncers, all or none; resume them."""
+    """Pause or disable one database on several PgBouncers, all or none; resume them.
+
+    PgBouncer keeps no time of a PAUSE, so enabled_at and disabled_at are the times this run switched
+    (None when it found maintenance already so, or in check mode)."""
 
     def __init__(self, open_console, bouncers, mode="pause", pause_timeout=60, planned_window=0,
-                 check_mode=False, describe_backends=None, clock=time.monotonic):
+                 check_mode=False, describe_backends=None, clock=time.monotonic, now=utc_now):
         if mode not in MODES:
             raise PgBouncerError("pgbouncer_mode: %r is not one of %s" % (mode, ", ".join(MODES)))
         self.open_console = open_console
@@ -147,6 +155,7 @@ class Coordinator(object):
         self.check_mode = check_mode
         self.describe_backends = describe_backends
         self.clock = clock
+        self.now = now
 
     # -- the result ------------------------------------------------------------
     def _result(self, state, entries, **fields):
@@ -307,7 +316,7 @@ class Coordinator(object):
                 "resumed %s, so nothing is paused" % ", ".join(undone)),
                 self._result("on" if failed else "off", entries, failed=True))
         return self._result("on", entries, changed=True, sessions_waited=waited, sessions_terminated=terminated,
-                            msg=self._on_msg(entries, True))
+                            enabled_at=self.now(), msg=self._on_msg(entries, True))
 
     def _undo(self, touched):
         """Resume (and enable) what this run touched; return (names resumed, failures)."""
@@ -370,7 +379,8 @@ class Coordinator(object):
         else:
             msg = "maintenance %s off: %s running" % ("would be turned" if self.check_mode else "turned",
                                                       ", ".join(e["name"] for e in entries))
-        return self._result("off", entries, changed=changed, msg=msg)
+        return self._result("off", entries, changed=changed, msg=msg,
+                            disabled_at=self.now() if changed and not self.check_mode else None)
 
 
 def describe_backends(connect, pids):

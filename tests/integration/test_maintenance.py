@@ -280,6 +280,7 @@ def test_a_client_looping_through_pgbouncer_waits_through_the_window_and_sees_no
         assert proc.returncode == 0, proc.stdout[-3000:]
         assert paused(bouncer, db) == (1, 0)
         assert (result["method"], result["state"], result["changed"]) == ("pgbouncer", "on", True)
+        assert result["enabled_at"].endswith("Z") and result["disabled_at"] is None
         assert [(p["name"], p["action"], p["paused"]) for p in result["pgbouncers"]] == [
             ("%s:%d" % (bouncer.host, bouncer.port), "paused", True)]
         assert db.psql("SELECT count(*) FROM pg_stat_activity WHERE usename = '%s'" % APP_ROLE) == "0"
@@ -290,6 +291,7 @@ def test_a_client_looping_through_pgbouncer_waits_through_the_window_and_sees_no
         result, proc = play(inventory, "off")
         assert proc.returncode == 0, proc.stdout[-3000:]
         assert result["changed"] is True and paused(bouncer, db) == (0, 0)
+        assert result["disabled_at"].endswith("Z")
         wait_for(lambda: client.queries > held + 3 or client.errors, "the client's queries to go on")
     finally:
         client.stop()

@@ -83,6 +83,17 @@ def test_on_pauses_every_pgbouncer_and_off_resumes_them_once():
     assert all(c == "SHOW DATABASES" for f, n in zip(fakes, sent) for c in f.commands[n:])
 
 
+def test_on_and_off_report_when_this_run_switched_and_nothing_when_it_did_not():
+    fakes = [FakeBouncer("a")]
+    times = iter(["2026-12-03T07:00:00Z", "2026-12-03T07:05:00Z"])
+    on = coordinator(fakes, now=lambda: next(times)).on()
+    assert (on["enabled_at"], on["disabled_at"]) == ("2026-12-03T07:00:00Z", None)
+    assert coordinator(fakes, now=lambda: "never").on()["enabled_at"] is None  # already on: unknown since when
+    off = coordinator(fakes, now=lambda: next(times)).off()
+    assert (off["enabled_at"], off["disabled_at"]) == (None, "2026-12-03T07:05:00Z")
+    assert coordinator(fakes, now=lambda: "never").off()["disabled_at"] is None
+
+
 def test_a_timeout_on_the_second_resumes_the_first_and_names_the_blocker():
     fakes = [FakeBouncer("a"), FakeBouncer("b", blocked=True)]
     with pytest.raises(PgBouncerError) as err:

@@ -13,6 +13,8 @@ def test_the_window_paused_the_pgbouncer_and_resumed_it(instance, run_records):
     assert (maintenance["method"], maintenance["state"], maintenance["failed"]) == ("pgbouncer", "off", False)
     bouncer = instance.config["pgbouncer"]
     assert [(p["host"], p["port"]) for p in maintenance["pgbouncers"]] == [(bouncer["host"], bouncer["port"])]
+    # PgBouncer keeps no time of a PAUSE: the record's window is the times this run paused and resumed.
+    assert maintenance["enabled_at"] and maintenance["enabled_at"] <= maintenance["disabled_at"], maintenance
 
 
 def test_the_client_saw_no_error_and_waited_through_the_window(instance):
