@@ -28,10 +28,12 @@ help:
 	@echo "make setup       create .venv and link the collection (idempotent)"
 
 # ---------------------------------------------------------------- setup
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt tests/requirements-psycopg3.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -rf $(VENV)/psycopg3
+	$(BIN)/pip install --quiet --disable-pip-version-check --target $(VENV)/psycopg3 -r tests/requirements-psycopg3.txt
 	touch $@
 
 $(COLL_LINK):

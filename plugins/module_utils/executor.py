@@ -209,7 +209,8 @@ class BlockerMonitor(object):
                 if not (row and row[0]):
                     continue
                 cur.execute(
-                    "SELECT a.pid, coalesce(a.usename, ''), coalesce(a.state, ''), "
+                    "SELECT a.pid, coalesce(a.usename, '') || coalesce(', application ' || "
+                    "nullif(a.application_name, ''), ''), coalesce(a.state, ''), "
                     "left(coalesce(a.query, ''), 300) FROM pg_stat_activity a "
                     "WHERE a.pid = ANY(pg_blocking_pids(%s)) ORDER BY a.pid", (self.pid,))
                 rows = cur.fetchall()

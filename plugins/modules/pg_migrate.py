@@ -165,13 +165,13 @@ notes:
   - Supports PostgreSQL 14 and newer (the collection is tested against PostgreSQL 15); an older server fails the
     run with a message saying so before anything changes.
   - Needs pglast on the controller (the action plugin parses the set there); the host the module runs on needs only
-    psycopg2.
+    psycopg2 or psycopg 3 (community.postgresql's helpers pick psycopg 3 where both are installed).
   - Passwords go in O(login_password) (no_log) or the environment (PGPASSWORD, PGPASSFILE), never in O(connect_params).
 seealso:
   - module: community.postgresql.postgresql_script
     description: Runs a script in autocommit and always reports changed; this module exists because of that.
 requirements:
-  - psycopg2 (where the module runs)
+  - psycopg2 or psycopg 3 (where the module runs)
   - pglast (on the controller)
 author:
   - teei.db_rollout maintainers (@teei)
@@ -509,6 +509,10 @@ def main():
         if getattr(conn, "row_factory", None) is not None:  # psycopg 3: the helper sets dict rows
             from psycopg.rows import tuple_row
             conn.row_factory = tuple_row
+            # psycopg2 keeps the server's notices in conn.notices; psycopg 3 hands them to a handler.
+            conn.notices = []
+            conn.add_notice_handler(lambda diag: conn.notices.append("%s:  %s\n" % (diag.severity,
+                                                                                   diag.message_primary)))
         return conn
 
     try:

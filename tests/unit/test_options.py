@@ -35,3 +35,33 @@ def test_history_table_names(name, schema, table):
 def test_history_table_refuses_anything_but_a_plain_name(name):
     with pytest.raises(HistoryTableError):
         HistoryTable(name)
+
+
+class _OldServer(object):
+    """A connection to a PostgreSQL 13 server that records whatever it is asked to run."""
+    server_version = 130011
+
+    def __init__(self):
+        self.executed = []
+        self.closed = False
+        self.autocommit = False
+
+    def cursor(self):
+        raise AssertionError("nothing may run on a server the engine does not support")
+
+    def close(self):
+        self.closed = True
+
+
+class _Set(object):
+    name = "phase_t"
+
+
+def test_a_server_older_than_14_is_refused_before_anything_runs():
+    from ansible_collections.teei.db_rollout.plugins.module_utils.executor import MigrationError, Runner
+    conn = _OldServer()
+    with pytest.raises(MigrationError) as caught:
+        Runner(lambda: conn, _Set(), HistoryTable(), RunOptions()).run()
+    assert "PostgreSQL 13.11 is too old for pg_migrate: it needs 14 or newer" in caught.value.msg
+    assert caught.value.result["server_version"] == "13.11" and caught.value.result["applied"] == []
+    assert conn.closed
