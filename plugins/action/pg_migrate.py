@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import getpass
+import json
 import os
 import socket
 
@@ -46,7 +47,7 @@ class ActionModule(ActionBase):
         except (MigrationSetError, OSError) as exc:
             result.update(failed=True, msg=str(exc))
             return result
-        args.update(path=path, set_name=set_name, _migration_set=mset.to_wire())
+        args.update(path=path, set_name=set_name, _migration_set=json.dumps(mset.to_wire(), separators=(",", ":")))
         if not args.get("run_id") and args.get("state", "applied") in WRITING_STATES:
             args["run_id"] = new_run_id()
         if not args.get("applied_by"):

@@ -143,9 +143,10 @@ options:
     required: true
   _migration_set:
     description:
-      - Set by the module's action plugin to the set's statements as parsed on the controller. Setting it in a
-        task is an error.
-    type: dict
+      - Set by the module's action plugin to the set's statements as parsed on the controller, as one JSON
+        text (a string costs Ansible nothing to copy and validate; a nested dict of thousands of migrations
+        does). Setting it in a task is an error.
+    type: str
 attributes:
   check_mode:
     support: full
@@ -421,6 +422,8 @@ verifications:
       type: str
 """
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
@@ -468,7 +471,7 @@ def argument_spec():
         applied_by=dict(type="str"),
         login_db=dict(type="str", required=True),
         # Set by the action plugin: the set's statements as parsed on the controller.
-        _migration_set=dict(type="dict"),
+        _migration_set=dict(type="str"),
     )
     return spec
 
@@ -481,7 +484,7 @@ def main():
         if params["_migration_set"] is None:
             module.fail_json(msg="teei.db_rollout.pg_migrate runs through its action plugin, which reads and parses "
                                  "the set on the controller; it cannot be run as a bare module")
-        mset = from_wire(params["set_name"], params["_migration_set"])
+        mset = from_wire(params["set_name"], json.loads(params["_migration_set"]))
         history = HistoryTable(params["history_table"])
         options = RunOptions(
             state=params["state"], target=params["target"], transaction=params["transaction"],
