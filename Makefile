@@ -124,7 +124,7 @@ BENCH_COMPANIES ?= 20000
 BENCH_FLEET     ?= 200
 bench: setup
 	$(BIN)/python benchmarks/phase_c.py --companies $(BENCH_COMPANIES)
-	$(BIN)/python benchmarks/engine.py --small 20 --large 200 --applied 10000 --repeat 3
+	$(BIN)/python benchmarks/engine.py --small 20 --large 200 --applied 10000 --repeat 5
 	$(BIN)/python benchmarks/fleet.py --databases $(BENCH_FLEET) --forks 10
 
 clean: demo-clean
