@@ -16,31 +16,23 @@ import json
 import os
 import socket
 
-from ansible.errors import AnsibleError
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import MigrationSetError
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.run_record import new_run_id
+from ansible_collections.teei.db_rollout.plugins.plugin_utils.set_action import SetAction
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.sqlparse import load_set
 
 WRITING_STATES = ("applied", "rolled_back")
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
+class ActionModule(SetAction):
+    INTERNAL_ARG = "_migration_set"
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        args = dict(self._task.args)
-        if "_migration_set" in args:
-            raise AnsibleError("_migration_set is set by the pg_migrate action itself")
-        path = args.get("path")
-        if not path:
-            result.update(failed=True, msg="path (the migration set directory) is required")
+        args, path = self._set_args(result)
+        if path is None:
             return result
-        path = self._resolve(str(path))
         set_name = args.get("set_name") or os.path.basename(os.path.normpath(path))
         try:
             mset = load_set(path, set_name)
@@ -58,12 +50,3 @@ class ActionModule(ActionBase):
             result["pending_tables"] = dict((version, mset.get(version).script.tables())
                                             for version in result["pending"] if mset.get(version) is not None)
         return result
-
-    def _resolve(self, path):
-        """An absolute path as it is; a relative one like a files/ path, else relative to the playbook."""
-        if os.path.isabs(path):
-            return path
-        try:
-            return self._find_needle("files", path)
-        except AnsibleError:
-            return self._loader.path_dwim(path)

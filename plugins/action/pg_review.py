@@ -8,11 +8,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
-from ansible.errors import AnsibleError
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.teei.db_rollout.plugins.module_utils.migration_set import MigrationSetError
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.review import judge, plan
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.review_grade import (
@@ -23,23 +18,19 @@ from ansible_collections.teei.db_rollout.plugins.plugin_utils.review_grade impor
 )
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.review_parse import ReviewParseError
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.review_squawk import SquawkError
+from ansible_collections.teei.db_rollout.plugins.plugin_utils.set_action import SetAction
 from ansible_collections.teei.db_rollout.plugins.plugin_utils.sqlparse import load_set
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _requires_connection = True
+class ActionModule(SetAction):
+    INTERNAL_ARG = "_review_plan"
 
     def run(self, tmp=None, task_vars=None):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp
-        args = dict(self._task.args)
-        if "_review_plan" in args:
-            raise AnsibleError("_review_plan is set by the pg_review action itself")
-        if not args.get("path"):
-            result.update(failed=True, msg="path (the migration set directory) is required")
+        args, path = self._set_args(result)
+        if path is None:
             return result
-        path = self._resolve(str(args["path"]))
         thresholds = dict(args.get("thresholds") or {})
         unknown = sorted(set(thresholds) - set(THRESHOLDS))
         if unknown:
@@ -70,12 +61,3 @@ class ActionModule(ActionBase):
         except SquawkError as exc:
             result.update(failed=True, msg=str(exc))
         return result
-
-    def _resolve(self, path):
-        """An absolute path as it is; a relative one like a files/ path, else relative to the playbook."""
-        if os.path.isabs(path):
-            return path
-        try:
-            return self._find_needle("files", path)
-        except AnsibleError:
-            return self._loader.path_dwim(path)

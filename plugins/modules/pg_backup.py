@@ -217,14 +217,14 @@ deleted:
   elements: str
 """
 
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
     get_conn_params,
     postgres_common_argument_spec,
 )
+from ansible_collections.teei.db_rollout.plugins.module_utils.driver import psycopg2, require_psycopg2
 from ansible_collections.teei.db_rollout.plugins.module_utils.backup import (
     Backup,
     BackupError,
@@ -234,13 +234,6 @@ from ansible_collections.teei.db_rollout.plugins.module_utils.backup import (
     mark_run_failed,
 )
 from ansible_collections.teei.db_rollout.plugins.module_utils.history import HistoryTableError
-
-PSYCOPG2_IMPORT_ERROR = None
-try:
-    import psycopg2
-except ImportError:
-    psycopg2 = None
-    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 
 def argument_spec():
@@ -277,8 +270,7 @@ def main():
             module.fail_json(msg=exc.msg)
         module.exit_json(changed=changed, manifest=params["manifest"],
                          msg="%s is kept by retention: its run failed" % params["manifest"])
-    if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    require_psycopg2(module)
     try:
         options = BackupOptions(
             database=params["login_db"], directory=params["directory"], fmt=params["format"], jobs=params["jobs"],

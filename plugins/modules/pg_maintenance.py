@@ -219,14 +219,14 @@ acl_after:
   elements: str
 """
 
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
     get_conn_params,
     postgres_common_argument_spec,
 )
+from ansible_collections.teei.db_rollout.plugins.module_utils.driver import psycopg2, require_psycopg2
 from ansible_collections.teei.db_rollout.plugins.module_utils.maintenance import AccessControl, MaintenanceError
 from ansible_collections.teei.db_rollout.plugins.module_utils.pgbouncer import (
     Console,
@@ -236,13 +236,6 @@ from ansible_collections.teei.db_rollout.plugins.module_utils.pgbouncer import (
     describe_backends,
     parse_bouncers,
 )
-
-PSYCOPG2_IMPORT_ERROR = None
-try:
-    import psycopg2
-except ImportError:
-    psycopg2 = None
-    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 
 def argument_spec():
@@ -271,8 +264,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    require_psycopg2(module)
     params = module.params
     conn_params = dict(connect_timeout=10, application_name="teei.db_rollout pg_maintenance")
     conn_params.update(get_conn_params(module, params, warn_db_default=False))

@@ -514,8 +514,10 @@ def main():
             conn.row_factory = tuple_row
             # psycopg2 keeps the server's notices in conn.notices; psycopg 3 hands them to a handler.
             conn.notices = []
-            conn.add_notice_handler(lambda diag: conn.notices.append("%s:  %s\n" % (diag.severity,
-                                                                                   diag.message_primary)))
+
+            def keep_notice(diag):
+                conn.notices.append("%s:  %s\n" % (diag.severity, diag.message_primary))
+            conn.add_notice_handler(keep_notice)
         return conn
 
     try:

@@ -122,14 +122,14 @@ database_size_bytes:
   type: int
 """
 
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
     get_conn_params,
     postgres_common_argument_spec,
 )
+from ansible_collections.teei.db_rollout.plugins.module_utils.driver import psycopg2, require_psycopg2
 from ansible_collections.teei.db_rollout.plugins.module_utils.preflight import (
     PreflightError,
     blocking_sessions_box,
@@ -138,13 +138,6 @@ from ansible_collections.teei.db_rollout.plugins.module_utils.preflight import (
     measure_backup_space,
     threshold_seconds,
 )
-
-PSYCOPG2_IMPORT_ERROR = None
-try:
-    import psycopg2
-except ImportError:
-    psycopg2 = None
-    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 
 def argument_spec():
@@ -181,8 +174,7 @@ def run(cur, params, old_s, idle_s):
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    require_psycopg2(module)
     params = module.params
     try:
         old_s, idle_s = thresholds(params)

@@ -276,27 +276,20 @@ summary_markdown:
 """
 
 import os
-import traceback
 import uuid
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.community.postgresql.plugins.module_utils.postgres import (
     get_conn_params,
     postgres_common_argument_spec,
 )
+from ansible_collections.teei.db_rollout.plugins.module_utils.driver import psycopg2, require_psycopg2
 from ansible_collections.teei.db_rollout.plugins.module_utils.review_catalog import (
     ReviewCatalogError,
     read_catalog,
     rehearse,
 )
-
-PSYCOPG2_IMPORT_ERROR = None
-try:
-    import psycopg2
-except ImportError:
-    psycopg2 = None
-    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 
 def argument_spec():
@@ -327,8 +320,7 @@ def argument_spec():
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("rehearse", True, ("rehearse_from",))])
-    if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
+    require_psycopg2(module)
     params = module.params
     plan = params["_review_plan"]
     if not plan:

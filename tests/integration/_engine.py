@@ -3,6 +3,7 @@ schema dump that leaves out the engine's own tables."""
 
 import os
 import subprocess
+import time
 
 HISTORY = "public.schema_migrations"
 
@@ -40,3 +41,13 @@ def log_rows(db, table=HISTORY):
     """The log's rows as 'version|action|run_id', oldest first."""
     out = db.psql("SELECT version || '|' || action || '|' || coalesce(run_id, '') FROM %s_log ORDER BY id" % table)
     return out.splitlines() if out else []
+
+
+def wait_for(predicate, seconds=60):
+    """True once predicate() holds, polled every 0.1 s; False after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

@@ -2,18 +2,8 @@
 and blocker reports as transactional ones."""
 
 import threading
-import time
 
-from _engine import make_set, set_versions
-
-
-def wait_for(predicate, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+from _engine import make_set, set_versions, wait_for
 
 
 def test_an_applications_concurrent_index_build_survives_a_failing_no_transaction_migration(db, tmp_path):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from _engine import make_set, schema_without_engine_tables
+from _engine import make_set, schema_without_engine_tables, wait_for
 from conftest import ROOT, ansible_env, run_playbook, write_inventory
 
 HISTORY_COLUMNS = "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute " \
@@ -523,15 +523,6 @@ def kill_tree(root):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def wait_for(predicate, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 # ---------------------------------------------------------------- no-transaction
