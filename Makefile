@@ -109,7 +109,7 @@ unit: setup
 
 integration: setup
 	@echo "== integration tests (real PostgreSQL 15)"
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q -n 2 --dist loadfile tests/integration
 
 molecule: setup
 	@echo "== molecule scenarios"
