@@ -54,11 +54,12 @@ demo: setup
 	@echo "== review: what Phase C will do to the demo database, graded"
 	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/review.yml
 	@echo "== rollout: preflight, review, maintenance on, backup, migrate, verify, maintenance off, record"
-	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/rollout.yml
+	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/rollout.yml \
+	  | tee $(DEMO_DIR)/rollout.log
 	@echo "== status"
 	TEEI_DB_PORT=$(DEMO_PORT) $(BIN)/ansible-playbook -i inventories/local playbooks/status.yml
 	@echo "Demo database: cockpit on 127.0.0.1:$(DEMO_PORT) (user postgres, trust); backups in $(DEMO_DIR)/backups."
-	@echo "Run record: $$(ls -t $(DEMO_DIR)/records/*.json | head -1) (and its .md summary beside it)"
+	@echo "Rollout's run record: $$(sed -n 's/^Run record: //p' $(DEMO_DIR)/rollout.log | tail -1) (and its .md summary beside it; the review's and the status' records are beside it)"
 	@echo "Remove the demo cluster with: make demo-clean"
 
 demo-clean:
