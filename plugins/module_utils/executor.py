@@ -760,23 +760,33 @@ class Runner(object):
                 del entries[:]
                 for migration in plan.to_rollback:
                     entries.append(self._rollback_body(migration, cur))
-            dummy, attempts = self._transaction("the rollback batch", batch)
+            try:
+                dummy, attempts = self._transaction("the rollback batch", batch)
+            except MigrationError as exc:
+                raise MigrationError("%s; transaction: all kept the whole batch, nothing was rolled back" % exc.msg)
             for entry in entries:
                 entry["attempts"] = attempts
                 self._committed(entry, "rolled_back")
             return
         for migration in plan.to_rollback:
-            if migration.rollback.no_transaction:
-                started = self.clock()
-                try:
+            try:
+                if migration.rollback.no_transaction:
+                    started = self.clock()
                     attempts = self._run_no_transaction(migration.rollback.relpath, migration.rollback)
-                except MigrationError as exc:
-                    raise MigrationError("%s; %s stays recorded as applied" % (exc.msg, migration.version))
-                entry, dummy = self._transaction(
-                    migration.version, lambda cur, m=migration: self._forget(m, cur, started))
-            else:
-                entry, attempts = self._transaction(
-                    migration.version, lambda cur, m=migration: self._rollback_body(m, cur))
+                    entry, dummy = self._transaction(
+                        migration.version, lambda cur, m=migration: self._forget(m, cur, started))
+                else:
+                    entry, attempts = self._transaction(
+                        migration.version, lambda cur, m=migration: self._rollback_body(m, cur))
+            except MigrationError as exc:
+                self._refresh_versions(plan)
+                left = "the database is left at %s" % self.result["current_version"]
+                if migration.rollback.no_transaction:
+                    left = ("%s stays recorded as applied; %s, plus what the script's statements before the "
+                            "failing one did" % (migration.version, left))
+                elif exc.transaction_ended:
+                    left += " plus whatever that statement committed"
+                raise MigrationError("%s; %s" % (exc.msg, left))
             entry["attempts"] = attempts
             self._committed(entry, "rolled_back")
 

@@ -319,6 +319,7 @@ def test_failed_rollback_keeps_the_migration_and_its_row(db, tmp_path):
     result, proc = db.pg_migrate(path=path, state="rolled_back", target="none")
     assert proc.returncode != 0
     assert "rollback/003_add_gadgets.sql failed at statement 2 (line 2)" in result["msg"]
+    assert result["msg"].endswith("; the database is left at 003_add_gadgets")
     assert table_exists(db, "gadgets")
     assert set_versions(db) == ["001_create_widgets", "002_add_colour", "003_add_gadgets"]
 
@@ -602,6 +603,7 @@ def test_failed_rollback_batch_with_transaction_all_rolls_nothing_back(db, tmp_p
     result, proc = db.pg_migrate(path=path, state="rolled_back", target="none", transaction="all")
     assert proc.returncode != 0
     assert "rollback/002_add_colour.sql failed at statement 1" in result["msg"]
+    assert result["msg"].endswith("; transaction: all kept the whole batch, nothing was rolled back")
     assert result["rolled_back"] == []
     assert_unchanged(db, schema)
     assert len(set_versions(db)) == 3

@@ -31,6 +31,7 @@ class Run(object):
         self.proc = proc
         self.rc = proc.returncode
         self.out = proc.stdout + proc.stderr
+        self.flat = " ".join(self.out.split())  # the output with its line wrapping undone
         self.recap = {m.group(1): dict(ok=int(m.group(2)), changed=int(m.group(3)),
                                        unreachable=int(m.group(4)), failed=int(m.group(5)))
                       for m in RECAP.finditer(proc.stdout)}
@@ -91,12 +92,13 @@ def env(tmp_path):
     return Env()
 
 
-def failing_set(tmp_path, rollback_fails=None):
+def failing_set(tmp_path, rollback_fails=None, verify_fails=True):
     """Phase C with 004's verification failing (and, optionally, a failing rollback script)."""
     path = str(tmp_path / "phase_c_fails_at_004")
     shutil.copytree(PHASE_C, path)
-    with open(os.path.join(path, "verify", "004_add_audit_log_table.sql"), "w") as handle:
-        handle.write("DO $$ BEGIN RAISE EXCEPTION 'audit_log is not what 004 promised'; END $$;\n")
+    if verify_fails:
+        with open(os.path.join(path, "verify", "004_add_audit_log_table.sql"), "w") as handle:
+            handle.write("DO $$ BEGIN RAISE EXCEPTION 'audit_log is not what 004 promised'; END $$;\n")
     if rollback_fails:
         with open(os.path.join(path, "rollback", rollback_fails + ".sql"), "w") as handle:
             handle.write("ALTER TABLE companies DROP COLUMN no_such_column;\n")
@@ -211,6 +213,7 @@ def test_failure_at_004_returns_to_the_starting_version(db, env, tmp_path):
     assert entry["outcome"] == "failed"
     assert "audit_log is not what 004 promised" in entry["error"]
     assert "audit_log is not what 004 promised" in run.out
+    assert "The database is back at its starting version." in run.flat
 
 
 def test_failing_rollback_script_ends_with_the_restore_command(db, env, tmp_path):
@@ -221,7 +224,7 @@ def test_failing_rollback_script_ends_with_the_restore_command(db, env, tmp_path
     entry = record_db(run.record(), "cockpit")
     command = entry["results"]["backup_result"]["restore_command"]
     assert "pg_restore" in command
-    assert command in run.out.replace("\n", " ")
+    assert "The database is between versions: restore the backup this run took with: " + command in run.flat
     assert app_can_connect(db)
 
 
@@ -238,6 +241,26 @@ def test_failing_rollback_script_with_restore_on_failure_restores_the_backup(db,
     assert app_can_connect(db)
     entry = record_db(run.record(), "cockpit")
     assert entry["results"]["restore_result"]["sha256_ok"] is True
+    assert "the backup %s was restored." % entry["results"]["backup_result"]["path"] in run.flat
+
+
+def test_failing_rollback_playbook_stops_where_it_failed_with_the_restore_command(db, env, tmp_path):
+    """rollback.yml whose rollback of 002 fails: 006 to 003 are rolled back (each in its own
+    transaction), 002 stays, the application is let back in, and the last word is the restore command."""
+    inventory = env.inventory([("cockpit", db)], migrate_path=failing_set(tmp_path, rollback_fails="002_add_rbac_roles",
+                                                                          verify_fails=False))
+    assert play("rollout.yml", inventory, env.records, {"change_ticket": "CHG1008"}).rc == 0
+    back = play("rollback.yml", inventory, env.records, {"migrate_target": "none", "change_ticket": "CHG1009"})
+    assert back.rc != 0
+    assert applied(db) == PHASE_C_VERSIONS[:2]
+    assert app_can_connect(db)
+    entry = record_db(back.record(), "cockpit")
+    assert entry["outcome"] == "failed"
+    assert "no_such_column" in entry["error"]
+    command = entry["results"]["backup_result"]["restore_command"]
+    assert "Restore the backup this run took with: " + command in back.flat
+    assert 'Rollback failed at "' in back.flat
+    assert "the database is left at 002_add_rbac_roles. Restore the backup" in back.flat
 
 
 def test_rollout_on_the_database_host_over_its_unix_socket(db, env, postgres_owned_dir):  # noqa: F811
@@ -265,6 +288,7 @@ def test_production_run_without_a_change_ticket_stops_in_preflight(db, env):
     run = play("rollout.yml", inventory, env.records)
     assert run.rc != 0
     assert "change ticket" in run.out.lower()
+    assert "Nothing was changed." in run.flat
     assert db.schema() == before
     assert not os.path.exists(env.backups) or not os.listdir(env.backups)
     assert record_db(run.record(), "cockpit")["outcome"] == "failed"
